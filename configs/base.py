@@ -1,0 +1,112 @@
+"""Every config field of genjax, with its default.
+
+An experiment file (`configs/<name>.py`) starts from `get_config()` here and
+overrides only what differs. Fields that may be unset are typed placeholders,
+so a command-line override such as `--config.data.pad_to=32` is type-checked.
+Durations carry their unit in the name (`num_steps`, `log_every_steps`).
+"""
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # One seed: parameters, data order and step rngs all derive from it.
+
+  c.data = dict(
+      name='mnist5k',  # Bundled: mnist5k, digits8x8, photos; or any TFDS name.
+      data_dir=config_dict.placeholder(str),  # None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
+      download=False,  # Let TFDS download and prepare a non-bundled data set.
+      train_split='train',
+      eval_split='test',
+      batch_size=128,  # Global, over all devices and processes.
+      eval_batch_size=500,
+      pad_to=config_dict.placeholder(int),  # Zero-pad (in [-1, 1]: -1) to a square side, 28 -> 32.
+      resize_to=config_dict.placeholder(int),  # Bilinear resize to a square side.
+      cache=True,  # Keep the preprocessed train split in host memory (small data sets).
+      num_threads=2,  # Host threads that assemble batches ahead of the step.
+      prefetch_batches=4,
+  )
+
+  c.model = dict(
+      name='cnn_classifier',
+      num_classes=10,
+      channels=(32, 64, 128),  # Per resolution level.
+      feature_dim=128,  # The classifier's feature vector (the article's 128 numbers).
+      dropout=0.0,
+  )
+
+  c.method = dict(
+      name='classifier',
+      augment_shift=0,  # Random translation in pixels (classifier).
+      label_smoothing=0.0,
+  )
+
+  c.optim = dict(
+      name='adam',
+      lr=1e-3,
+      b1=0.9,
+      b2=0.999,
+      eps=1e-8,
+      momentum=0.9,  # sgd only.
+      weight_decay=0.0,  # Decoupled (adamw) or added to the gradient (sgd).
+      schedule='constant',
+      warmup_steps=0,
+      end_lr_factor=0.0,  # Final lr as a fraction of `lr` for decaying schedules.
+      grad_clip_norm=config_dict.placeholder(float),
+  )
+
+  c.train = dict(
+      num_steps=1000,
+      log_every_steps=50,
+      eval_every_steps=500,
+      checkpoint_every_steps=500,
+      keep_checkpoints=3,
+      images_every_steps=500,
+      ema_decay=config_dict.placeholder(float),  # None: no EMA of parameters.
+      ema_warmup=True,  # Ramp the EMA decay up as min(decay, (1 + n) / (10 + n)).
+  )
+
+  c.eval = dict(
+      split='test',
+      num_examples=config_dict.placeholder(int),  # None: the whole split.
+  )
+
+  c.mesh = dict(
+      data=-1,  # -1: every device not used by the other axes.
+      fsdp=1,  # >1 shards parameters and optimizer state over this axis too.
+      num_devices=config_dict.placeholder(int),  # None: all devices.
+  )
+  return c
+
+
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks any config to a 2-step run that still trains, evaluates and writes pictures."""
+  c.data.batch_size = 16
+  c.data.eval_batch_size = 100
+  c.train.num_steps = 2
+  c.train.log_every_steps = 1
+  c.train.eval_every_steps = 2
+  c.train.checkpoint_every_steps = 2
+  c.train.images_every_steps = 2
+  c.eval.num_examples = 200
+  return c
+
+
+def with_variant(c: ml_collections.ConfigDict, variant, variants: dict):
+  """Applies the named variant (`configs/x.py:smoke`) and locks the config.
+
+  Args:
+    c: the experiment's config.
+    variant: None or a key of `variants`.
+    variants: name -> function(config) -> config.
+
+  Returns:
+    The locked config.
+  """
+  if variant:
+    if variant not in variants:
+      raise ValueError(f'Unknown config variant {variant!r}; accepted: {sorted(variants)}.')
+    c = variants[variant](c)
+  c.lock()
+  return c

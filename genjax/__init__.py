@@ -1,0 +1,2 @@
+"""genjax: image generation research in JAX/Flax."""
+__version__ = '0.1.0'

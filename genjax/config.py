@@ -1,0 +1,84 @@
+"""Checks a config before any work: choices, ranges and consistency.
+
+ml_collections already refuses unknown keys (naming the fields present) and
+values of the wrong type; this adds what it cannot know.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+import ml_collections
+
+from genjax.train import optim
+
+
+class ConfigError(ValueError):
+  """A config value outside what genjax accepts."""
+
+
+def _choices() -> dict[str, tuple]:
+  from genjax.methods import METHODS  # pylint: disable=g-import-not-at-top
+
+  return {
+      'method.name': tuple(sorted(METHODS)),
+      'optim.name': optim.OPTIMIZERS,
+      'optim.schedule': optim.SCHEDULES,
+  }
+
+
+_POSITIVE = ('data.batch_size', 'data.eval_batch_size', 'train.num_steps', 'train.log_every_steps',
+             'train.eval_every_steps', 'train.checkpoint_every_steps', 'train.keep_checkpoints',
+             'train.images_every_steps', 'optim.lr', 'data.num_threads')
+_NON_NEGATIVE = ('optim.warmup_steps', 'optim.weight_decay', 'data.prefetch_batches')
+
+
+def _get(config, dotted: str):
+  value = config
+  for part in dotted.split('.'):
+    value = value[part]
+  return value
+
+
+def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Raises ConfigError naming the key and what is accepted; returns `config` if valid."""
+  for key, accepted in _choices().items():
+    value = _get(config, key)
+    if value not in accepted:
+      raise ConfigError(f'config.{key}={value!r} is not accepted; choose one of {list(accepted)}.')
+  for key in _POSITIVE:
+    if not _get(config, key) > 0:
+      raise ConfigError(f'config.{key}={_get(config, key)!r} must be > 0.')
+  for key in _NON_NEGATIVE:
+    if _get(config, key) < 0:
+      raise ConfigError(f'config.{key}={_get(config, key)!r} must be >= 0.')
+  for key in ('data.pad_to', 'data.resize_to', 'eval.num_examples'):
+    value = _get(config, key)
+    if value is not None and value <= 0:
+      raise ConfigError(f'config.{key}={value!r} must be None or > 0.')
+  if config.train.ema_decay is not None and not 0.0 < config.train.ema_decay < 1.0:
+    raise ConfigError(f'config.train.ema_decay={config.train.ema_decay} must be None or in (0, 1).')
+  return config
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path/to/config.py[:variant]` as `--config=` does, without flag parsing.
+
+  Args:
+    spec: a config file path, optionally followed by `:variant`.
+
+  Returns:
+    The file's `get_config(variant)` (locked by the file).
+  """
+  path, _, variant = spec.partition(':')
+  if not os.path.isfile(path):
+    raise ConfigError(f'Config file {path!r} not found.')
+  root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+  if root not in sys.path:  # Config files import `configs.base`.
+    sys.path.insert(0, root)
+  module_spec = importlib.util.spec_from_file_location(
+      f'_genjax_config_{os.path.basename(path)[:-3]}', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(variant or None)

@@ -1,0 +1,155 @@
+"""The input pipeline: deterministic, process-sharded batches of float NHWC images.
+
+The batch of step k is a pure function of (seed, k): examples come from an
+infinite stream (grain: shuffle, reshuffled every epoch, repeat), global batch
+k is stream positions [k*B, (k+1)*B), and process p reads only its slice of it.
+So a restarted run sees exactly the batches it would have seen, and the global
+batch does not depend on the number of processes or devices.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterator
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from genjax.data import sources
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocess:
+  """uint8 example -> {'image': float32 [H, W, C] in [-1, 1], 'label': int32} (if labelled).
+
+  Attributes:
+    resize_to: bilinear resize to this square side, or None.
+    pad_to: pad with the background value (-1) to this square side, or None.
+  """
+  resize_to: int | None = None
+  pad_to: int | None = None
+
+  def __call__(self, example: dict) -> dict:
+    image = np.asarray(example['image'])
+    if image.ndim == 2:
+      image = image[..., None]
+    if self.resize_to is not None and image.shape[:2] != (self.resize_to, self.resize_to):
+      mode = None if image.shape[-1] == 3 else 'L'
+      pil = Image.fromarray(image if mode is None else image[..., 0], mode=mode)
+      image = np.asarray(pil.resize((self.resize_to, self.resize_to), Image.BILINEAR))
+      image = image.reshape(self.resize_to, self.resize_to, -1)
+    out = image.astype(np.float32) / 127.5 - 1.0
+    if self.pad_to is not None:
+      h, w = out.shape[:2]
+      if h > self.pad_to or w > self.pad_to:
+        raise ValueError(f'data.pad_to={self.pad_to} is smaller than the images ({h}x{w}); '
+                         'use data.resize_to to shrink them.')
+      top, left = (self.pad_to - h) // 2, (self.pad_to - w) // 2
+      out = np.pad(out, ((top, self.pad_to - h - top), (left, self.pad_to - w - left), (0, 0)),
+                   constant_values=-1.0)
+    result = {'image': out}
+    if 'label' in example:
+      result['label'] = np.int32(example['label'])
+    return result
+
+
+def make_preprocess(config: ml_collections.ConfigDict) -> Preprocess:
+  return Preprocess(resize_to=config.data.resize_to, pad_to=config.data.pad_to)
+
+
+def _stack(examples: list[dict]) -> dict:
+  try:
+    return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+  except ValueError as e:
+    shapes = sorted({str(e['image'].shape) for e in examples})
+    raise ValueError(f'Cannot batch images of different shapes {shapes}; set data.resize_to.') from e
+
+
+class _Rows:
+  """Random access to the rows of a dict of equally long arrays."""
+
+  def __init__(self, arrays: dict[str, np.ndarray]):
+    self._arrays = arrays
+
+  def __len__(self) -> int:
+    return len(next(iter(self._arrays.values())))
+
+  def __getitem__(self, i: int) -> dict:
+    return {k: v[i] for k, v in self._arrays.items()}
+
+
+class InputPipeline:
+  """Batches for training: `pipeline[k]` is this process's part of global batch k.
+
+  Args:
+    source: random-access examples (`len`, `__getitem__`), e.g. `sources.get_source`.
+    global_batch_size: B, over all processes; must divide by `process_count`.
+    seed: data order seed.
+    preprocess_fn: example -> example of numpy arrays.
+    process_index, process_count: this host's place among the hosts.
+    num_threads, prefetch_batches: host-side parallelism of `iterate`.
+    cache: hold the preprocessed split in host memory (for small data sets).
+  """
+
+  def __init__(self, source, *, global_batch_size: int, seed: int,
+               preprocess_fn: Callable[[dict], dict], process_index: int = 0,
+               process_count: int = 1, num_threads: int = 2, prefetch_batches: int = 4,
+               cache: bool = False):
+    if global_batch_size % process_count:
+      raise ValueError(f'data.batch_size={global_batch_size} does not divide by the '
+                       f'{process_count} processes; use a multiple of {process_count}.')
+    if len(source) == 0:
+      raise ValueError('The data source is empty.')
+    self.global_batch_size = global_batch_size
+    self.local_batch_size = global_batch_size // process_count
+    self._offset = process_index * self.local_batch_size
+    examples = grain.MapDataset.source(source).map(preprocess_fn)
+    if cache:  # Small sets: preprocess once, then every batch is a cheap gather.
+      examples = grain.MapDataset.source(_Rows(_stack(list(examples))))
+    self._examples = examples.seed(seed).shuffle().repeat(None)
+    self._threads = num_threads
+    self._prefetch = prefetch_batches
+
+  def __getitem__(self, step: int) -> dict:
+    """This process's slice of global batch `step`: dict of numpy [B_local, ...]."""
+    start = step * self.global_batch_size + self._offset
+    return _stack([self._examples[start + j] for j in range(self.local_batch_size)])
+
+  def iterate(self, start_step: int = 0) -> Iterator[dict]:
+    """Batches start_step, start_step+1, ... assembled ahead of use by host threads."""
+    steps = grain.MapDataset.range(start_step, np.iinfo(np.int64).max).map(self.__getitem__)
+    return iter(steps.to_iter_dataset(grain.ReadOptions(num_threads=self._threads,
+                                                          prefetch_buffer_size=self._prefetch)))
+
+
+def load_split(config: ml_collections.ConfigDict, split: str,
+               max_examples: int | None = None) -> dict[str, np.ndarray]:
+  """A whole split, preprocessed, in source order: for evaluation and metrics.
+
+  Returns:
+    {'image': float32 [N, H, W, C] in [-1, 1], 'label': int32 [N] (if labelled)}.
+  """
+  source = sources.get_source(config.data.name, split, config.data.data_dir,
+                              download=config.data.download)
+  n = len(source) if max_examples is None else min(max_examples, len(source))
+  return _stack(list(grain.MapDataset.source(source)[:n].map(make_preprocess(config))))
+
+
+def make_train_pipeline(config: ml_collections.ConfigDict, process_index: int = 0,
+                        process_count: int = 1) -> InputPipeline:
+  """The training pipeline described by `config.data` (see `InputPipeline`)."""
+  source = sources.get_source(config.data.name, config.data.train_split, config.data.data_dir,
+                              download=config.data.download)
+  return InputPipeline(source, global_batch_size=config.data.batch_size, seed=config.seed,
+                       preprocess_fn=make_preprocess(config), process_index=process_index,
+                       process_count=process_count, num_threads=config.data.num_threads,
+                       prefetch_batches=config.data.prefetch_batches, cache=config.data.cache)
+
+
+def batch_spec(pipeline: InputPipeline) -> dict[str, Any]:
+  """Global shapes and dtypes of one batch: {'image': ShapeDtypeStruct [B, H, W, C], ...}."""
+  local = pipeline[0]
+  return {k: jax.ShapeDtypeStruct((pipeline.global_batch_size,) + v.shape[1:], v.dtype)
+          for k, v in local.items()}

@@ -1,0 +1,130 @@
+"""What every command shares: the mesh, the method, the sharded state and its checkpoints.
+
+`setup` builds a Run from a config and a workdir; `restore_or_init` gives the
+state (resumed from the latest checkpoint when there is one); `evaluate` and
+`write_images` run a method's evaluation on a host-local copy of the state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh
+
+import genjax
+from genjax import config as config_lib
+from genjax import data
+from genjax.methods import EvalContext, Method, make_method
+from genjax.train import sharding, writers
+from genjax.train.checkpoint import Checkpointer
+from genjax.train.state import TrainState
+from genjax.viz.grid import save_grid
+
+
+@dataclasses.dataclass
+class Run:
+  """A configured run. Keys: init_key builds the state, train_key is folded with the step."""
+  config: ml_collections.ConfigDict
+  workdir: str
+  mesh: Mesh
+  method: Method
+  pipeline: data.InputPipeline
+  example: dict  # One example batch [1, ...] of the training shapes.
+  abstract_state: TrainState
+  state_shardings: TrainState
+  checkpointer: Checkpointer
+  init_key: jax.Array
+  train_key: jax.Array
+  eval_key: jax.Array
+
+  def init_state(self, rng):
+    return self.method.init(rng, self.example)
+
+
+def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
+  """Validates `config` and builds everything a command needs, without touching state."""
+  config_lib.validate(config)
+  mesh = sharding.make_mesh(config.mesh)
+  sharding.check_batch_size(config.data.batch_size, mesh)
+  method = make_method(config)
+  pipeline = data.make_train_pipeline(config, jax.process_index(), jax.process_count())
+  example = {k: jnp.zeros((1,) + s.shape[1:], s.dtype)
+             for k, s in data.batch_spec(pipeline).items()}
+  init_key, train_key, eval_key = jax.random.split(jax.random.key(config.seed), 3)
+  abstract = jax.eval_shape(lambda k: method.init(k, example), init_key)
+  return Run(config=config, workdir=os.path.abspath(workdir), mesh=mesh, method=method,
+             pipeline=pipeline, example=example, abstract_state=abstract,
+             state_shardings=sharding.state_shardings(abstract, mesh),
+             checkpointer=Checkpointer(workdir, config.train.keep_checkpoints),
+             init_key=init_key, train_key=train_key, eval_key=eval_key)
+
+
+def restore_or_init(run: Run, *, require_checkpoint: bool = False) -> TrainState:
+  """The latest checkpoint of the run, restored sharded; else a fresh sharded init."""
+  step = run.checkpointer.latest_step()
+  if step is None:
+    if require_checkpoint:
+      raise FileNotFoundError(f'No checkpoint in {run.checkpointer.directory}; train first with '
+                              f'`genjax train --config=... --workdir={run.workdir}`.')
+    return jax.jit(run.init_state, out_shardings=run.state_shardings)(run.init_key)
+  target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        run.abstract_state, run.state_shardings)
+  return run.checkpointer.restore(target, step)
+
+
+def host_local(state: TrainState, mesh: Mesh) -> TrainState:
+  """A full copy of the state on this process's first device (for eval and sampling)."""
+  full = jax.jit(lambda s: s, out_shardings=sharding.replicated(mesh))(state)
+  return jax.tree.map(lambda x: x.addressable_data(0), full)
+
+
+def eval_context(run: Run, step: int) -> EvalContext:
+  @functools.cache
+  def load_split(split: str, max_examples: int | None):
+    return data.load_split(run.config, split, max_examples)
+
+  return EvalContext(config=run.config, workdir=run.workdir, step=step, rng=run.eval_key,
+                     load_split=load_split)
+
+
+def provenance(run: Run, step: int) -> dict:
+  c = run.config
+  return {'step': step, 'method': c.method.name, 'model': c.model.name, 'data': c.data.name,
+          'split': c.eval.split, 'seed': c.seed, 'date': writers.now(),
+          'genjax_version': genjax.__version__, 'num_devices': run.mesh.size,
+          'num_processes': jax.process_count()}
+
+
+def evaluate(run: Run, state: TrainState, ctx: EvalContext | None = None) -> dict:
+  """Runs the method's evaluation; writes eval.json and appends eval_history.jsonl.
+
+  Returns:
+    The method's metrics alone (eval.json adds the provenance fields).
+  """
+  step = int(jax.device_get(state.step))
+  ctx = ctx or eval_context(run, step)
+  metrics = run.method.evaluate(host_local(state, run.mesh), ctx)
+  result = {**provenance(run, step), **metrics}
+  writers.write_json(os.path.join(run.workdir, 'eval.json'), result)
+  writers.append_jsonl(os.path.join(run.workdir, 'eval_history.jsonl'), result)
+  return metrics
+
+
+def write_images(run: Run, state: TrainState, ctx: EvalContext | None = None,
+                 num_samples: int = 64) -> list[str]:
+  """The method's pictures, plus a sample grid from a fixed key for generative methods."""
+  step = int(jax.device_get(state.step))
+  local = host_local(state, run.mesh)  # A collective: every process takes part.
+  if jax.process_index() != 0:
+    return []
+  ctx = ctx or eval_context(run, step)
+  paths = list(run.method.write_images(local, ctx)) if run.method.write_images else []
+  if run.method.sample is not None:
+    images = np.asarray(run.method.sample(local, run.eval_key, num_samples, None))
+    paths.append(save_grid(images, os.path.join(ctx.images_dir, f'samples_{step:07d}.png')))
+  return paths

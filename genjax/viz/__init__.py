@@ -1,0 +1,1 @@
+"""Pictures: image grids, latent-space plots, filters and feature maps."""
