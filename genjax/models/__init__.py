@@ -1,0 +1,1 @@
+"""Networks, one file per family. Pure flax.linen modules; training lives in genjax.methods."""
