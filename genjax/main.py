@@ -11,6 +11,7 @@ Several processes (hosts, or local processes for testing) join through
 """
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -69,6 +70,19 @@ def _run_train(config, workdir: str) -> None:
 
 
 def main(argv) -> None:
+  from genjax.config import ConfigError  # pylint: disable=g-import-not-at-top
+  from genjax.data import DataError  # pylint: disable=g-import-not-at-top
+  from genjax.train.loop import NonFiniteLossError  # pylint: disable=g-import-not-at-top
+
+  try:
+    _main(argv)
+  except (ConfigError, DataError, NonFiniteLossError, FileNotFoundError) as e:
+    # Errors of the user's making: the message says what to change; no traceback.
+    print(f'genjax: {type(e).__name__}: {e}', file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def _main(argv) -> None:
   if len(argv) != 2 or argv[1] not in COMMANDS:
     raise app.UsageError(f'Usage: genjax {{{"|".join(COMMANDS)}}} --config=... --workdir=...; '
                          f'got {argv[1:]}.')
@@ -102,23 +116,51 @@ def main(argv) -> None:
       print(f.read())
 
 
-def _add_config_root_to_path(argv: list[str]) -> None:
-  """Lets config files `from configs import base` wherever genjax is launched from."""
+def _config_spec(argv: list[str]) -> str | None:
   for i, arg in enumerate(argv):
-    path = None
     if arg.startswith('--config='):
-      path = arg.split('=', 1)[1]
-    elif arg == '--config' and i + 1 < len(argv):
-      path = argv[i + 1]
-    if path:
-      root = os.path.dirname(os.path.dirname(os.path.abspath(path.split(':')[0])))
-      sys.path.insert(0, root)
-  sys.path.insert(0, _REPO)
+      return arg.split('=', 1)[1]
+    if arg == '--config' and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def check_overrides(argv: list[str]) -> None:
+  """Refuses `--config.a.b=...` keys that the config lacks, listing the accepted ones.
+
+  ml_collections would refuse them too, but deep inside flag parsing, with a
+  traceback; this names the key, its group's fields and the closest match.
+  """
+  spec = _config_spec(argv)
+  keys = [a[len('--config.'):].split('=', 1)[0] for a in argv if a.startswith('--config.')]
+  if not spec or not keys:
+    return
+  from genjax import config as config_lib  # pylint: disable=g-import-not-at-top
+
+  try:
+    config = config_lib.load_config(spec)
+  except (config_lib.ConfigError, ValueError) as e:
+    sys.exit(f'genjax: ConfigError: {e}')
+  for key in keys:
+    node, path = config, []
+    for part in key.split('.'):
+      fields = list(node.keys()) if hasattr(node, 'keys') else []
+      if part not in fields:
+        where = '.'.join(path) or 'the config'
+        close = difflib.get_close_matches(part, fields, n=1)
+        hint = f' Did you mean {".".join(path + close)!r}?' if close else ''
+        sys.exit(f'genjax: ConfigError: unknown config key {key!r}: {where} has no field {part!r}; '
+                 f'its fields are {sorted(fields)}.{hint}')
+      node, path = node[part], path + [part]
 
 
 def run() -> None:
   """Console-script entry point."""
-  _add_config_root_to_path(sys.argv)
+  spec = _config_spec(sys.argv)
+  if spec:  # Config files `from configs import base`, wherever genjax is launched from.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(spec.split(':')[0]))))
+  sys.path.insert(0, _REPO)
+  check_overrides(sys.argv)
   app.run(main)
 
 

@@ -78,7 +78,7 @@ def make(config: ml_collections.ConfigDict) -> Method:
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
     return state.apply_gradients(grads), {
-        'loss': loss, 'accuracy': accuracy, 'grad_norm': optax.global_norm(grads)}
+        'loss': loss, 'accuracy': accuracy, 'grad_norm': optax.tree.norm(grads)}
 
   @jax.jit
   def _logits(params, images):

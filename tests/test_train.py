@@ -1,0 +1,127 @@
+"""The training loop: smoke runs, sharding equivalence, exact resume, fail-loud NaN, signals."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import CONFIG_FILES, REPO
+from genjax import methods
+from genjax.config import load_config
+from genjax.train import loop
+from genjax.train import run as run_lib
+
+
+def _params(state):
+  return jax.tree.map(np.asarray, jax.device_get(state.params))
+
+
+def _assert_trees(a, b, exact=True, **tol):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    if exact:
+      np.testing.assert_array_equal(x, y)
+    else:
+      np.testing.assert_allclose(x, y, **tol)
+
+
+@pytest.mark.parametrize('path', CONFIG_FILES, ids=os.path.basename)
+def test_smoke_variant_trains_evaluates_and_writes_outputs(path, tmp_path):
+  config = load_config(path + ':smoke')
+  state = loop.train(config, str(tmp_path))
+  assert int(state.step) == 2
+  with open(tmp_path / 'eval.json') as f:
+    result = json.load(f)
+  assert result['step'] == 2 and result['method'] == config.method.name
+  assert {'seed', 'split', 'date', 'data'} <= set(result)
+  rows = [json.loads(line) for line in open(tmp_path / 'metrics.jsonl')]
+  assert [r['step'] for r in rows if 'loss' in r] == [1, 2]
+  assert os.listdir(tmp_path / 'tensorboard')
+  assert os.listdir(tmp_path / 'images')
+  assert os.path.isdir(tmp_path / 'checkpoints' / '2')
+
+
+def _three_steps(load, tmp, **mesh):
+  overrides = {f'mesh__{k}': v for k, v in mesh.items()}
+  config = load('classifier_mnist.py:smoke', train__num_steps=3, train__eval_every_steps=100,
+                train__images_every_steps=100, **overrides)
+  return _params(loop.train(config, str(tmp)))
+
+
+def test_one_device_data_parallel_and_fsdp_agree(load, tmp_path):
+  one = _three_steps(load, tmp_path / 'one', num_devices=1)
+  data_parallel = _three_steps(load, tmp_path / 'dp', data=8)
+  fsdp = _three_steps(load, tmp_path / 'fsdp', data=2, fsdp=4)
+  _assert_trees(one, data_parallel, exact=False, rtol=2e-5, atol=2e-6)
+  _assert_trees(one, fsdp, exact=False, rtol=2e-5, atol=2e-6)
+
+
+def test_fsdp_really_shards_parameters(load):
+  config = load('classifier_mnist.py:smoke', mesh__data=2, mesh__fsdp=4)
+  run = run_lib.setup(config, '/tmp/unused')
+  specs = [s.spec for s in jax.tree.leaves(run.state_shardings.params)]
+  assert any('fsdp' in spec for spec in specs)
+
+
+def test_resume_equals_uninterrupted_run_bit_for_bit(load, tmp_path):
+  kw = dict(train__num_steps=5, train__checkpoint_every_steps=100, train__eval_every_steps=100,
+            train__images_every_steps=100, method__augment_shift=2, model__dropout=0.3)
+  straight = loop.train(load('classifier_mnist.py:smoke', **kw), str(tmp_path / 'a'))
+  stopped = loop.train(load('classifier_mnist.py:smoke', **kw), str(tmp_path / 'b'), stop_at_step=2)
+  assert int(stopped.step) == 2
+  resumed = loop.train(load('classifier_mnist.py:smoke', **kw), str(tmp_path / 'b'))
+  assert int(resumed.step) == 5
+  _assert_trees(_params(straight), _params(resumed))
+  _assert_trees(jax.device_get(straight.opt_state), jax.device_get(resumed.opt_state))
+  rows = [json.loads(line) for line in open(tmp_path / 'b' / 'metrics.jsonl')]
+  assert [r['step'] for r in rows if 'loss' in r] == [1, 2, 3, 4, 5]
+
+
+def test_non_finite_loss_stops_and_names_step_and_checkpoint(load, tmp_path, monkeypatch):
+  make_classifier = methods.METHODS['classifier']
+
+  def poisoned(config):  # The loss turns NaN from step 3 on.
+    method = make_classifier(config)
+
+    def train_step(state, batch, rng):
+      new_state, metrics = method.train_step(state, batch, rng)
+      nan_from_3 = jnp.where(state.step + 1 >= 3, jnp.nan, 0.0)
+      return new_state, {**metrics, 'loss': metrics['loss'] + nan_from_3}
+
+    return method.__class__(**{**method.__dict__, 'train_step': train_step})
+
+  monkeypatch.setitem(methods.METHODS, 'classifier', poisoned)
+  config = load('classifier_mnist.py:smoke', train__num_steps=6, train__checkpoint_every_steps=2,
+                train__log_every_steps=4)
+  with pytest.raises(loop.NonFiniteLossError, match=r'at step 3.*checkpoints/2'):
+    loop.train(config, str(tmp_path))
+  assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['2']  # Nothing NaN was saved.
+
+
+def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(tmp_path):
+  cmd = [sys.executable, '-m', 'genjax.main', 'train',
+         '--config=configs/classifier_mnist.py:smoke', f'--workdir={tmp_path}',
+         '--config.train.num_steps=60', '--config.train.eval_every_steps=60',
+         '--config.train.images_every_steps=60']
+  env = {**os.environ, 'XLA_FLAGS': '', 'PYTHONUNBUFFERED': '1'}
+  proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+  lines = []
+  for line in proc.stdout:
+    lines.append(line)
+    if line.startswith('step 3/'):
+      proc.send_signal(signal.SIGTERM)
+      break
+  out = ''.join(lines) + proc.communicate(timeout=120)[0]
+  assert proc.returncode == 128 + signal.SIGTERM, out
+  assert 'checkpoint saved' in out
+  latest = max(int(s) for s in os.listdir(tmp_path / 'checkpoints'))
+  assert 3 <= latest < 60 and f'checkpoints/{latest}' in out
+  done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stdout + done.stderr
+  assert f'Resumed from' in done.stdout and f'at step {latest}' in done.stdout and 'step 60/60' in done.stdout
