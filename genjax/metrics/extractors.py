@@ -1,0 +1,126 @@
+"""Feature extractors for sample-quality metrics: the bundled MNIST classifier, or InceptionV3.
+
+`mnist5k_classifier` ships inside the package (genjax/assets/): the article's
+CNN trained on the mnist5k train split by a documented command
+(experiments/feature_extractor/). Its 128-d feature layer plays the role of
+Inception's pool3 and its softmax that of Inception's logits, so FID, IS,
+KID and precision/recall work offline. Its figures are comparable with other
+runs of the same extractor (same hash), not with Inception-based figures.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Callable
+
+import flax
+import jax
+import numpy as np
+
+from genjax.models.classifier import CNNClassifier
+
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets')
+MNIST_CLASSIFIER = os.path.join(ASSETS, 'mnist5k_classifier_v1.npz')
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureExtractor:
+  """Images -> (features, class probabilities), with the identity of the weights.
+
+  Attributes:
+    name: registry name.
+    sha256: hash of the weights file, for provenance.
+    info: metadata shipped with the weights (accuracy, training command, ...).
+    apply: images [B, H, W, C] in [-1, 1] -> (features [B, D], probs [B, K]); jitted.
+  """
+  name: str
+  sha256: str
+  info: dict
+  apply: Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+
+  def __call__(self, images: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Features [N, D] and probabilities [N, K] of images [N, H, W, C], in fixed-size batches."""
+    from genjax.methods.api import batched_apply  # pylint: disable=g-import-not-at-top
+
+    return batched_apply(self.apply, np.asarray(images, np.float32), batch_size)
+
+
+def file_sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      h.update(block)
+  return h.hexdigest()
+
+
+def save_params(params, path: str, info: dict) -> str:
+  """Writes flax params as a flat .npz plus `<path>.json` (info and sha256); returns the hash."""
+  flat = flax.traverse_util.flatten_dict(jax.device_get(params), sep='/')
+  np.savez(path, **{k: np.asarray(v) for k, v in flat.items()})
+  digest = file_sha256(path)
+  with open(path + '.json', 'w') as f:
+    json.dump({**info, 'sha256': digest}, f, indent=2, sort_keys=True)
+    f.write('\n')
+  return digest
+
+
+def load_params(path: str) -> tuple[dict, dict]:
+  """Params saved by `save_params`, and their info; checks the recorded hash first."""
+  info = {}
+  if os.path.exists(path + '.json'):
+    with open(path + '.json') as f:
+      info = json.load(f)
+    digest = file_sha256(path)
+    if info.get('sha256') not in (None, digest):
+      raise ValueError(f'{path} has sha256 {digest}, but its .json records {info["sha256"]}: '
+                       'the weights file was changed or damaged.')
+  with np.load(path) as z:
+    params = flax.traverse_util.unflatten_dict({k: z[k] for k in z.files}, sep='/')
+  return params, info
+
+
+def to_digit_frame(images: jax.Array) -> jax.Array:
+  """Brings [B, H, W, 1] images to the classifier's 28x28 frame.
+
+  32x32 images are taken as mnist padded by 2 (data.pad_to=32) and cropped
+  back; other sizes are resized bilinearly.
+  """
+  b, h, w, c = images.shape
+  if c != 1:
+    raise ValueError(f'The mnist5k classifier reads 1-channel digits; got {c} channels. For RGB '
+                     "data use eval.feature_extractor='inception_v3'.")
+  if (h, w) == (28, 28):
+    return images
+  if (h, w) == (32, 32):
+    return images[:, 2:30, 2:30]
+  return jax.image.resize(images, (b, 28, 28, 1), 'bilinear')
+
+
+def mnist5k_classifier(path: str = MNIST_CLASSIFIER) -> FeatureExtractor:
+  """The bundled classifier as a feature extractor (128-d features, 10-way softmax)."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f'{path} is missing. Rebuild it with the commands in experiments/feature_extractor/README.md.')
+  params, info = load_params(path)
+  model = CNNClassifier(**info.get('model', {}))
+
+  @jax.jit
+  def apply(images):
+    feats, logits = model.apply({'params': params}, to_digit_frame(images),
+                                method=CNNClassifier.features_and_logits)
+    return feats, jax.nn.softmax(logits)
+
+  return FeatureExtractor(name='mnist5k_classifier', sha256=info.get('sha256') or file_sha256(path),
+                          info=info, apply=apply)
+
+
+EXTRACTORS = {'mnist5k_classifier': mnist5k_classifier}
+
+
+def get_extractor(name: str, path: str | None = None) -> FeatureExtractor:
+  """The extractor `name`, from its default weights or from `path`."""
+  if name not in EXTRACTORS:
+    raise ValueError(f'Unknown eval.feature_extractor {name!r}; accepted: {sorted(EXTRACTORS)}.')
+  return EXTRACTORS[name]() if path is None else EXTRACTORS[name](path)
