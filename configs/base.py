@@ -34,12 +34,22 @@ def get_config() -> ml_collections.ConfigDict:
       channels=(32, 64, 128),  # Per resolution level.
       feature_dim=128,  # The classifier's feature vector (the article's 128 numbers).
       dropout=0.0,
+      latent_dim=32,  # VAE latent size.
+      hidden_dim=256,  # Dense width between the convs and the latent (VAE).
+      conditional=False,  # Condition on labels (cVAE, conditional GANs and diffusion).
   )
 
   c.method = dict(
       name='classifier',
       augment_shift=0,  # Random translation in pixels (classifier).
       label_smoothing=0.0,
+      # VAE family.
+      beta=1.0,  # KL weight: 1 is the VAE, > 1 the beta-VAE.
+      likelihood='bernoulli',  # bernoulli (dynamically binarized digits) | gaussian.
+      gaussian_sigma=0.1,  # Fixed decoder std of the gaussian likelihood.
+      iwae_k=0,  # Importance samples of the IWAE test NLL; 0: not computed.
+      iwae_chunk=100,  # Importance samples per decoder call (memory).
+      iwae_batch_size=100,  # Test digits per IWAE call.
   )
 
   c.optim = dict(
@@ -70,6 +80,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval = dict(
       split='test',
       num_examples=config_dict.placeholder(int),  # None: the whole split.
+      # Sample quality (generative methods): N samples against the split, floor = N train images.
+      num_samples=1000,
+      sample_batch_size=250,
+      feature_extractor='mnist5k_classifier',  # None: no sample-quality metrics.
+      feature_extractor_path=config_dict.placeholder(str),  # None: the extractor's default weights.
+      kid_subset_size=500,
+      kid_num_subsets=50,
   )
 
   c.mesh = dict(
@@ -90,6 +107,9 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.train.checkpoint_every_steps = 2
   c.train.images_every_steps = 2
   c.eval.num_examples = 200
+  c.eval.num_samples = 100
+  c.eval.kid_subset_size = 50
+  c.eval.kid_num_subsets = 5
   return c
 
 

@@ -41,6 +41,14 @@ def _get(config, dotted: str):
   return value
 
 
+def _flat(config, prefix=''):
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      yield from _flat(value, f'{prefix}{key}.')
+    else:
+      yield f'{prefix}{key}', value
+
+
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Raises ConfigError naming the key and what is accepted; returns `config` if valid."""
   for key, accepted in _choices().items():
@@ -57,6 +65,10 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     value = _get(config, key)
     if value is not None and value <= 0:
       raise ConfigError(f'config.{key}={value!r} must be None or > 0.')
+  for key, value in _flat(config):
+    if value == 'None':
+      raise ConfigError(f"config.{key} is the string 'None'; use the value None "
+                        f'(on the command line: --config.{key}=None).')
   if config.train.ema_decay is not None and not 0.0 < config.train.ema_decay < 1.0:
     raise ConfigError(f'config.train.ema_decay={config.train.ema_decay} must be None or in (0, 1).')
   return config

@@ -87,6 +87,8 @@ def _main(argv) -> None:
     raise app.UsageError(f'Usage: genjax {{{"|".join(COMMANDS)}}} --config=... --workdir=...; '
                          f'got {argv[1:]}.')
   command = argv[1]
+  if _CONFIG.value is not None:
+    apply_none_overrides(_CONFIG.value)
   if not flags.FLAGS['verbosity'].present:  # Library INFO logs (orbax, tfds) drown the progress.
     logging.set_verbosity(logging.WARNING)
   _init_distributed()
@@ -154,6 +156,29 @@ def check_overrides(argv: list[str]) -> None:
       node, path = node[part], path + [part]
 
 
+_NONE_OVERRIDES = []  # Dotted keys set to None on the command line (`--config.x.y=None`).
+
+
+def _take_none_overrides(argv: list[str]) -> list[str]:
+  """Removes `--config.k=None` from argv (flag parsing would store the string 'None')."""
+  kept = []
+  for arg in argv:
+    if arg.startswith('--config.') and arg.endswith('=None'):
+      _NONE_OVERRIDES.append(arg[len('--config.'):-len('=None')])
+    else:
+      kept.append(arg)
+  return kept
+
+
+def apply_none_overrides(config) -> None:
+  for dotted in _NONE_OVERRIDES:
+    *groups, key = dotted.split('.')
+    node = config
+    for g in groups:
+      node = node[g]
+    node[key] = None
+
+
 def run() -> None:
   """Console-script entry point."""
   spec = _config_spec(sys.argv)
@@ -161,7 +186,7 @@ def run() -> None:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(spec.split(':')[0]))))
   sys.path.insert(0, _REPO)
   check_overrides(sys.argv)
-  app.run(main)
+  app.run(main, argv=_take_none_overrides(sys.argv))
 
 
 if __name__ == '__main__':

@@ -3,18 +3,19 @@ from __future__ import annotations
 
 import ml_collections
 
-from genjax.methods import classifier
+from genjax.methods import classifier, vae
 from genjax.methods.api import EvalContext, Method
 
-# name -> make(config) -> Method
+# name -> make(config, image_shape (H, W, C)) -> Method
 METHODS = {
     'classifier': classifier.make,
+    'vae': vae.make,
 }
 
 
-def make_method(config: ml_collections.ConfigDict) -> Method:
-  """Builds the method named by `config.method.name`, bound to `config`."""
+def make_method(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Method:
+  """Builds the method named by `config.method.name`, bound to `config` and the data's shape."""
   name = config.method.name
   if name not in METHODS:
     raise ValueError(f'Unknown method.name {name!r}; accepted: {sorted(METHODS)}.')
-  return METHODS[name](config)
+  return METHODS[name](config, tuple(image_shape))

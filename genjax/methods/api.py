@@ -31,8 +31,11 @@ class Method:
       with the state donated. `rng` is fold_in(seed key, step). `metrics` is a
       flat dict of scalars and must contain 'loss'.
     evaluate: (state, ctx) -> {name: number}, the periodic evaluation.
-    sample: (state, rng, n, cond) -> images [n, H, W, C] in [-1, 1], or None
-      for methods that do not generate. Sample i uses fold_in(rng, i).
+    sample: (state, keys [n], labels [n] or None) -> images [n, H, W, C] in
+      [-1, 1], or None for methods that do not generate. Sample i depends on
+      keys[i] (and labels[i]) alone; call it through `draw_samples`, which
+      gives sample i the key fold_in(rng, i) (EDM's per-sample seeds), so
+      samples do not depend on the batch size or the device count.
     write_images: (state, ctx) -> paths of the pictures written to
       `ctx.images_dir`, or None.
   """
@@ -83,10 +86,9 @@ def batched_apply(fn: Callable[[Any], Any], inputs: Any, batch_size: int) -> Any
   n = len(jax.tree.leaves(inputs)[0])
   outs = []
   for start in range(0, n, batch_size):
-    chunk = jax.tree.map(lambda x: x[start:start + batch_size], inputs)
-    size = len(jax.tree.leaves(chunk)[0])
-    if size < batch_size:
-      chunk = jax.tree.map(
-          lambda x: np.concatenate([x, np.repeat(x[-1:], batch_size - size, 0)]), chunk)
-    outs.append(jax.tree.map(lambda y: np.asarray(y)[:size], fn(chunk)))
+    size = min(batch_size, n - start)
+    # Repeat the last row to fill the final chunk; indexing works for numpy, jax and key arrays.
+    rows = np.minimum(np.arange(start, start + batch_size), n - 1)
+    outs.append(jax.tree.map(lambda y: np.asarray(y)[:size], fn(jax.tree.map(lambda x: x[rows], inputs))))
   return jax.tree.map(lambda *ys: np.concatenate(ys), *outs)
+

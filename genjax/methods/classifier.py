@@ -53,8 +53,9 @@ def random_shift(images: jax.Array, rng: jax.Array, max_shift: int) -> jax.Array
   return jax.vmap(crop)(padded, offsets)
 
 
-def make(config: ml_collections.ConfigDict) -> Method:
+def make(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Method:
   """The classifier method bound to `config` (see `genjax.methods.api.Method`)."""
+  del image_shape  # Convolutions and a dense layer adapt to any size at init.
   model = make_model(config)
   tx = make_optimizer(config.optim, config.train.num_steps)
   num_classes = config.model.num_classes

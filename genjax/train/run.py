@@ -20,6 +20,7 @@ import genjax
 from genjax import config as config_lib
 from genjax import data
 from genjax.methods import EvalContext, Method, make_method
+from genjax.methods import sampling
 from genjax.train import sharding, writers
 from genjax.train.checkpoint import Checkpointer
 from genjax.train.state import TrainState
@@ -51,10 +52,10 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   config_lib.validate(config)
   mesh = sharding.make_mesh(config.mesh)
   sharding.check_batch_size(config.data.batch_size, mesh)
-  method = make_method(config)
   pipeline = data.make_train_pipeline(config, jax.process_index(), jax.process_count())
   example = {k: jnp.zeros((1,) + s.shape[1:], s.dtype)
              for k, s in data.batch_spec(pipeline).items()}
+  method = make_method(config, example['image'].shape[1:])
   init_key, train_key, eval_key = jax.random.split(jax.random.key(config.seed), 3)
   abstract = jax.eval_shape(lambda k: method.init(k, example), init_key)
   return Run(config=config, workdir=os.path.abspath(workdir), mesh=mesh, method=method,
@@ -124,7 +125,8 @@ def write_images(run: Run, state: TrainState, ctx: EvalContext | None = None,
     return []
   ctx = ctx or eval_context(run, step)
   paths = list(run.method.write_images(local, ctx)) if run.method.write_images else []
-  if run.method.sample is not None:
-    images = np.asarray(run.method.sample(local, run.eval_key, num_samples, None))
+  if run.method.sample is not None:  # The same keys every time: watch samples evolve.
+    images = sampling.draw(run.method.sample, local, run.eval_key, num_samples,
+                           sampling.default_labels(run.config, num_samples))
     paths.append(save_grid(images, os.path.join(ctx.images_dir, f'samples_{step:07d}.png')))
   return paths
