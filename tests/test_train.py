@@ -85,8 +85,8 @@ def test_resume_equals_uninterrupted_run_bit_for_bit(load, tmp_path):
 def test_non_finite_loss_stops_and_names_step_and_checkpoint(load, tmp_path, monkeypatch):
   make_classifier = methods.METHODS['classifier']
 
-  def poisoned(config):  # The loss turns NaN from step 3 on.
-    method = make_classifier(config)
+  def poisoned(config, image_shape):  # The loss turns NaN from step 3 on.
+    method = make_classifier(config, image_shape)
 
     def train_step(state, batch, rng):
       new_state, metrics = method.train_step(state, batch, rng)
