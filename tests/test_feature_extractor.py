@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from genjax import data
-from genjax.metrics import extractors
+from genjax.metrics import extractors, weights_file
 
 
 @pytest.fixture(scope='module')
@@ -12,7 +12,7 @@ def extractor():
 
 
 def test_loads_with_matching_hash_and_scores_at_least_98_percent(extractor, load):
-  assert extractor.sha256 == extractors.file_sha256(extractors.MNIST_CLASSIFIER)
+  assert extractor.sha256 == weights_file.sha256(extractors.MNIST_CLASSIFIER)
   assert extractor.info['test_accuracy'] >= 0.98
   test = data.load_split(load('classifier_mnist.py'), 'test')
   feats, probs = extractor(test['image'])

@@ -15,7 +15,7 @@ import numpy as np
 
 from genjax import data
 from genjax.main import _workdir_config
-from genjax.metrics import extractors
+from genjax.metrics import extractors, weights_file
 from genjax.train import run as run_lib
 
 
@@ -32,12 +32,12 @@ def main(workdir: str, out: str = extractors.MNIST_CLASSIFIER) -> None:
       'date': run_lib.writers.now(),
   }
   os.makedirs(os.path.dirname(out), exist_ok=True)
-  extractors.save_params(state.eval_params, out, info)
+  weights_file.save(state.eval_params, out, info)
   # Measure through the extractor exactly as the metrics will use it.
   test = data.load_split(config, 'test')
   _, probs = extractors.mnist5k_classifier(out)(test['image'])
   info['test_accuracy'] = float(np.mean(probs.argmax(-1) == test['label']))
-  digest = extractors.save_params(state.eval_params, out, info)
+  digest = weights_file.save(state.eval_params, out, info)
   print(json.dumps({**info, 'sha256': digest}, indent=2))
 
 

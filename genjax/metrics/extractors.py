@@ -10,15 +10,13 @@ runs of the same extractor (same hash), not with Inception-based figures.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from typing import Callable
 
-import flax
 import jax
 import numpy as np
 
+from genjax.metrics import weights_file
 from genjax.models.classifier import CNNClassifier
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets')
@@ -47,40 +45,6 @@ class FeatureExtractor:
     return batched_apply(self.apply, np.asarray(images, np.float32), batch_size)
 
 
-def file_sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      h.update(block)
-  return h.hexdigest()
-
-
-def save_params(params, path: str, info: dict) -> str:
-  """Writes flax params as a flat .npz plus `<path>.json` (info and sha256); returns the hash."""
-  flat = flax.traverse_util.flatten_dict(jax.device_get(params), sep='/')
-  np.savez(path, **{k: np.asarray(v) for k, v in flat.items()})
-  digest = file_sha256(path)
-  with open(path + '.json', 'w') as f:
-    json.dump({**info, 'sha256': digest}, f, indent=2, sort_keys=True)
-    f.write('\n')
-  return digest
-
-
-def load_params(path: str) -> tuple[dict, dict]:
-  """Params saved by `save_params`, and their info; checks the recorded hash first."""
-  info = {}
-  if os.path.exists(path + '.json'):
-    with open(path + '.json') as f:
-      info = json.load(f)
-    digest = file_sha256(path)
-    if info.get('sha256') not in (None, digest):
-      raise ValueError(f'{path} has sha256 {digest}, but its .json records {info["sha256"]}: '
-                       'the weights file was changed or damaged.')
-  with np.load(path) as z:
-    params = flax.traverse_util.unflatten_dict({k: z[k] for k in z.files}, sep='/')
-  return params, info
-
-
 def to_digit_frame(images: jax.Array) -> jax.Array:
   """Brings [B, H, W, 1] images to the classifier's 28x28 frame.
 
@@ -103,7 +67,7 @@ def mnist5k_classifier(path: str = MNIST_CLASSIFIER) -> FeatureExtractor:
   if not os.path.exists(path):
     raise FileNotFoundError(
         f'{path} is missing. Rebuild it with the commands in experiments/feature_extractor/README.md.')
-  params, info = load_params(path)
+  params, info = weights_file.load(path)
   model = CNNClassifier(**info.get('model', {}))
 
   @jax.jit
@@ -112,11 +76,32 @@ def mnist5k_classifier(path: str = MNIST_CLASSIFIER) -> FeatureExtractor:
                                 method=CNNClassifier.features_and_logits)
     return feats, jax.nn.softmax(logits)
 
-  return FeatureExtractor(name='mnist5k_classifier', sha256=info.get('sha256') or file_sha256(path),
+  return FeatureExtractor(name='mnist5k_classifier', sha256=info.get('sha256') or weights_file.sha256(path),
                           info=info, apply=apply)
 
 
-EXTRACTORS = {'mnist5k_classifier': mnist5k_classifier}
+def inception_v3(path: str | None = None) -> FeatureExtractor:
+  """InceptionV3 in the FID variant (pool3 features [B, 2048], 1008-way softmax).
+
+  The weights are pytorch-fid's pt_inception-2015-12-05, converted once by
+  experiments/inception_weights/convert.py into a local file that
+  `eval.feature_extractor_path` names; nothing is downloaded at run time.
+  """
+  from genjax.metrics import inception_weights  # pylint: disable=g-import-not-at-top
+
+  if path is None:
+    raise FileNotFoundError(
+        "eval.feature_extractor='inception_v3' needs eval.feature_extractor_path, the converted "
+        f'weights file. {inception_weights.CONVERT_COMMAND!r} makes it. Offline, use the bundled '
+        "eval.feature_extractor='mnist5k_classifier'.")
+  variables = inception_weights.load_inception_variables(path)
+  apply = inception_weights.make_inception_apply(variables, input_range=(-1.0, 1.0))
+  return FeatureExtractor(name='inception_v3', sha256=weights_file.sha256(path),
+                          info={'weights': os.path.basename(path)},
+                          apply=apply)
+
+
+EXTRACTORS = {'mnist5k_classifier': mnist5k_classifier, 'inception_v3': inception_v3}
 
 
 def get_extractor(name: str, path: str | None = None) -> FeatureExtractor:

@@ -25,7 +25,7 @@ def _timed(costs: dict, name: str, fn, *args, **kwargs):
 def sample_quality(extractor: FeatureExtractor, samples: np.ndarray, reference: np.ndarray,
                    floor_real: np.ndarray, *, train: np.ndarray | None = None,
                    sample_labels: np.ndarray | None = None,
-                   reference_labels: np.ndarray | None = None, num_classes: int = 10,
+                   reference_labels: np.ndarray | None = None,
                    kid_subset_size: int = 500, kid_num_subsets: int = 50, pr_k: int = 3,
                    seed: int = 0, with_costs: bool = False) -> dict:
   """FID, IS, KID, precision/recall, class coverage and memorization, each beside its floor.
@@ -39,7 +39,6 @@ def sample_quality(extractor: FeatureExtractor, samples: np.ndarray, reference: 
     train: training images [T, H, W, C] for the memorization report, or None.
     sample_labels: [N] classes the samples were drawn for (conditional models), or None.
     reference_labels: [M] true classes of `reference`: the label-accuracy floor.
-    num_classes: K of the extractor's softmax.
     kid_subset_size, kid_num_subsets: KID's subsets (capped at N).
     pr_k: neighbourhood size of precision/recall (3, Kynkäänniemi et al. 2019).
     seed: seed of KID's subset draws.
@@ -83,7 +82,7 @@ def sample_quality(extractor: FeatureExtractor, samples: np.ndarray, reference: 
   out.update(precision=pr['precision'], recall=pr['recall'],
              precision_floor=pr_floor['precision'], recall_floor=pr_floor['recall'])
 
-  coverage = generative.class_coverage(p_gen, num_classes)
+  coverage = generative.class_coverage(p_gen, p_gen.shape[-1])
   out.update(class_entropy=coverage['entropy'],
              class_entropy_normalized=coverage['normalized_entropy'],
              classes_covered=coverage['num_covered'])
