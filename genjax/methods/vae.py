@@ -19,7 +19,8 @@ import numpy as np
 
 from genjax.methods import sampling
 from genjax.methods.api import EvalContext, Method, batched_apply
-from genjax.metrics.likelihood import iwae_log_likelihood
+from genjax.metrics.likelihood import (bernoulli_log_likelihood, gaussian_log_likelihood,
+                                       iwae_log_likelihood)
 from genjax.models.vae import VAE
 from genjax.train.optim import make_optimizer
 from genjax.train.state import TrainState
@@ -28,7 +29,6 @@ from genjax.viz import latent as viz_latent
 MODELS = ('conv_vae',)
 LIKELIHOODS = ('bernoulli', 'gaussian')
 _TEST_BINARIZATION_SEED = 1234  # The test digits are binarized once, identically for every run.
-_LOG_2PI = math.log(2 * math.pi)
 
 
 def make_model(config: ml_collections.ConfigDict, image_shape) -> VAE:
@@ -53,15 +53,12 @@ def gaussian_kl(mean: jax.Array, logvar: jax.Array) -> jax.Array:
 def log_likelihood(x: jax.Array, out: jax.Array, likelihood: str, sigma: float) -> jax.Array:
   """log p(x|z) per example [B], nats, from data x and decoder output `out` [B, H, W, C].
 
-  Bernoulli: x in {-1, 1}, `out` the logits. Gaussian: x in [-1, 1], `out`
-  the means, fixed standard deviation `sigma`.
+  Bernoulli: x in {-1, 1} (binarized), `out` the logits. Gaussian: x in
+  [-1, 1], `out` the means, fixed standard deviation `sigma`.
   """
-  axes = tuple(range(1, x.ndim))
   if likelihood == 'bernoulli':
-    x01 = (x + 1.0) / 2.0
-    return jnp.sum(x01 * jax.nn.log_sigmoid(out) + (1.0 - x01) * jax.nn.log_sigmoid(-out), axes)
-  return jnp.sum(-0.5 * ((x - out) / sigma)**2 - math.log(sigma) - 0.5 * math.log(2 * math.pi),
-                 axes)
+    return bernoulli_log_likelihood((x + 1.0) / 2.0, out, event_ndim=x.ndim - 1)
+  return gaussian_log_likelihood(x, out, math.log(sigma), event_ndim=x.ndim - 1)
 
 
 def make(config: ml_collections.ConfigDict, image_shape) -> Method:
@@ -132,13 +129,13 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
 
     def nll_batch(xb, lb, key):
       mean, logvar = model.apply({'params': params}, xb, lb, method=VAE.encode)
-      std = jnp.exp(0.5 * logvar)
+      log_std = 0.5 * logvar
 
       def sample_q(key, _, n):  # z [n, B, Z] ~ q(z|x)
-        return mean + std * jax.random.normal(key, (n,) + mean.shape)
+        return mean + jnp.exp(log_std) * jax.random.normal(key, (n,) + mean.shape)
 
       def log_q(z, _):
-        return jnp.sum(-0.5 * ((z - mean) / std)**2 - jnp.log(std) - 0.5 * _LOG_2PI, -1)
+        return gaussian_log_likelihood(z, mean, log_std, event_ndim=1)
 
       def log_joint(x_, z):  # log p(x|z) + log p(z), [n, B]
         n = z.shape[0]
@@ -146,7 +143,7 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
         out = model.apply({'params': params}, z.reshape(-1, z.shape[-1]), flat_labels,
                           method=VAE.decode)
         ll = log_likelihood(jnp.tile(x_, (n, 1, 1, 1)), out, mc.likelihood, mc.gaussian_sigma)
-        return ll.reshape(n, -1) + jnp.sum(-0.5 * z**2 - 0.5 * _LOG_2PI, -1)
+        return ll.reshape(n, -1) + gaussian_log_likelihood(z, 0.0, 0.0, event_ndim=1)
 
       return -iwae_log_likelihood(log_joint, sample_q, log_q, xb, k, key, chunk=mc.iwae_chunk)
 

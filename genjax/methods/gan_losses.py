@@ -1,0 +1,95 @@
+"""GAN losses, the R1 penalty and the training monitors, as pure functions of logits.
+
+Losses (discriminator logits in, scalar out; minimised):
+- non-saturating (Goodfellow et al. 2014, the seed's binary cross-entropy):
+  L_D = E softplus(-D(x)) + E softplus(D(G(z))),  L_G = E softplus(-D(G(z))).
+  softplus(-l) = -log sigmoid(l), so these are the seed's BCE on logits,
+  without the saturation of log(sigmoid) in float32.
+- hinge (Lim & Ye 2017; Miyato et al. 2018):
+  L_D = E relu(1 - D(x)) + E relu(1 + D(G(z))),  L_G = -E D(G(z)).
+
+R1 (Mescheder et al. 2018): E_x ||grad_x D(x)||^2 on real images; the
+discriminator minimises gamma / 2 times it.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+def ns_d_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+  """Non-saturating discriminator loss from logits [B] and [B']: scalar."""
+  return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+
+
+def ns_g_loss(fake_logits: jax.Array) -> jax.Array:
+  """Non-saturating generator loss -E log sigmoid(D(G(z))) from logits [B]: scalar."""
+  return jnp.mean(jax.nn.softplus(-fake_logits))
+
+
+def hinge_d_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+  """Hinge discriminator loss from logits [B] and [B']: scalar."""
+  return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+
+
+def hinge_g_loss(fake_logits: jax.Array) -> jax.Array:
+  """Hinge generator loss -E D(G(z)) from logits [B]: scalar."""
+  return -jnp.mean(fake_logits)
+
+
+class GanLoss(NamedTuple):
+  """A GAN objective.
+
+  Attributes:
+    d_loss: (real logits [B], fake logits [B']) -> scalar.
+    g_loss: fake logits [B] -> scalar.
+    display: logits [B] -> what is logged as D(x), D(G(z)): probabilities
+      (sigmoid) for the non-saturating loss, raw logits for hinge.
+  """
+  d_loss: Callable[[jax.Array, jax.Array], jax.Array]
+  g_loss: Callable[[jax.Array], jax.Array]
+  display: Callable[[jax.Array], jax.Array]
+
+
+LOSSES = {
+    'non_saturating': GanLoss(ns_d_loss, ns_g_loss, jax.nn.sigmoid),
+    'hinge': GanLoss(hinge_d_loss, hinge_g_loss, lambda logits: logits),
+}
+
+
+def r1_penalty(d_fn: Callable[[jax.Array], jax.Array], real: jax.Array) -> jax.Array:
+  """R1: mean over the batch of ||grad_x D(x)||^2 at real images.
+
+  The gradient of sum_b D(x_b) with respect to x gives every sample's own
+  gradient when D treats samples independently (true up to minibatch
+  statistics, as in StyleGAN2's implementation).
+
+  Args:
+    d_fn: images [B, H, W, C] -> logits [B].
+    real: [B, H, W, C].
+
+  Returns:
+    Scalar.
+  """
+  grads = jax.grad(lambda x: jnp.sum(d_fn(x)))(real)
+  return jnp.mean(jnp.sum(jnp.square(grads).reshape(grads.shape[0], -1), axis=-1))
+
+
+def label_histogram_entropy(probs: jax.Array) -> jax.Array:
+  """Entropy (nats) of the histogram of predicted labels: mode-collapse alarm.
+
+  log K when the batch's argmax labels are spread evenly over the K classes,
+  0 when all samples get one label. A batch of B uniform draws has an
+  expected value a little below log K (about log K - (K - 1) / (2B)).
+
+  Args:
+    probs: [B, K] class probabilities.
+
+  Returns:
+    Scalar in [0, log K].
+  """
+  k = probs.shape[-1]
+  freq = jnp.mean(jax.nn.one_hot(jnp.argmax(probs, -1), k), axis=0)  # [K]
+  return -jnp.sum(jnp.where(freq > 0, freq * jnp.log(jnp.where(freq > 0, freq, 1.0)), 0.0))

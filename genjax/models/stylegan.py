@@ -1,0 +1,471 @@
+"""StyleGAN (Karras et al. 2019) and StyleGAN2 (Karras et al. 2020), small enough for CPU.
+
+Generator = mapping network (8 equalized-lr dense layers, lr multiplier 0.01,
+z -> w) + synthesis network (a learned 4x4 constant; per resolution an
+upsampling styled 3x3 conv and a styled 3x3 conv, each followed by per-pixel
+noise of learned strength, bias and leaky ReLU; the StyleGAN2 "skip"
+architecture sums the upsampled RGB outputs of every resolution).
+A styled conv is a modulated convolution with demodulation (StyleGAN2,
+`style_mode='modulated'`) or a conv followed by AdaIN (StyleGAN,
+`style_mode='adain'`). The synthesis network reads one w per layer, so style
+mixing and truncation are operations on `ws` [B, num_ws, w_dim]
+(`mix_styles`, `truncate`, below).
+
+Discriminator: the StyleGAN2 residual discriminator (from-RGB 1x1 conv, per
+resolution two 3x3 convs with a 2x2 average-pool down-sampling and a 1x1 skip,
+minibatch standard deviation, a 3x3 conv and two dense layers), optionally a
+projection discriminator for labels.
+
+All layers use the equalized learning rate (weights ~ N(0, 1) scaled at run
+time by 1/sqrt(fan_in)) and leaky ReLU(0.2) with gain sqrt(2), as in both
+papers. Simplifications, all documented here: bilinear up-sampling and
+average-pool down-sampling stand in for the FIR (1, 3, 3, 1) filters; no
+path-length regularisation; one noise strength per layer (StyleGAN2) in
+both modes.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_GAIN = math.sqrt(2.0)
+STYLE_MODES = ('modulated', 'adain')
+
+
+def lrelu(x: jax.Array) -> jax.Array:
+  """Leaky ReLU(0.2) times sqrt(2), keeping unit variance (the papers' `lrelu` with gain)."""
+  return nn.leaky_relu(x, 0.2) * _GAIN
+
+
+def normalize_2nd_moment(x: jax.Array, eps: float = 1e-8) -> jax.Array:
+  """x / sqrt(mean(x^2) + eps) over the last axis: [..., D] -> [..., D] (StyleGAN's pixel norm)."""
+  return x * lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)
+
+
+def upsample2x(x: jax.Array) -> jax.Array:
+  """Bilinear 2x up-sampling [B, H, W, C] -> [B, 2H, 2W, C]."""
+  b, h, w, c = x.shape
+  return jax.image.resize(x, (b, 2 * h, 2 * w, c), 'bilinear')
+
+
+def downsample2x(x: jax.Array) -> jax.Array:
+  """2x2 average pooling [B, H, W, C] -> [B, H/2, W/2, C]."""
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """SAME, stride-1 convolution: x [B, H, W, Cin], kernel [k, k, Cin, Cout] -> [B, H, W, Cout]."""
+  return lax.conv_general_dilated(x, kernel, (1, 1), 'SAME',
+                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def modulated_conv(x: jax.Array, kernel: jax.Array, styles: jax.Array, *,
+                   demodulate: bool = True, eps: float = 1e-8) -> jax.Array:
+  """Modulated convolution with optional demodulation (Karras et al. 2020, eqs. 1 and 3).
+
+  Equal to convolving sample b with its own kernel w'_{k,i,o} = s_{b,i} w_{k,i,o}
+  (eq. 1), demodulated as w''_{k,i,o} = w'_{k,i,o} / sqrt(sum_{k,i} w'^2 + eps)
+  (eq. 3). Computed without per-sample kernels: scale the input channels by
+  s, convolve with the shared kernel, scale each output channel by the
+  demodulation factor (the papers' non-fused form), so it is one ordinary
+  convolution. With unit-variance i.i.d. inputs the output then has unit
+  variance (eq. 2).
+
+  Args:
+    x: [B, H, W, Cin].
+    kernel: [k, k, Cin, Cout] (any equalized-lr scale already applied).
+    styles: [B, Cin], the per-sample input-channel scales s.
+    demodulate: apply eq. 3.
+    eps: the epsilon of eq. 3.
+
+  Returns:
+    [B, H, W, Cout].
+  """
+  y = conv2d(x * styles[:, None, None, :], kernel)
+  if demodulate:
+    # sum_{k,i} (s_i w_{k,i,o})^2 = (s^2) @ (sum_k w^2): [B, Cin] @ [Cin, Cout].
+    d = lax.rsqrt(jnp.square(styles) @ jnp.sum(jnp.square(kernel), axis=(0, 1)) + eps)
+    y = y * d[:, None, None, :]
+  return y
+
+
+def adain(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float = 1e-5) -> jax.Array:
+  """Adaptive instance normalization (Huang & Belongie 2017; StyleGAN eq. 1).
+
+  Args:
+    x: [B, H, W, C].
+    scale, bias: [B, C], the style y_s and y_b.
+    eps: added to the variance.
+
+  Returns:
+    y_s * (x - mean_HW(x)) / std_HW(x) + y_b, [B, H, W, C].
+  """
+  mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+  var = jnp.var(x, axis=(1, 2), keepdims=True)
+  return scale[:, None, None, :] * (x - mean) * lax.rsqrt(var + eps) + bias[:, None, None, :]
+
+
+def mix_styles(w1: jax.Array, w2: jax.Array, crossover: jax.Array) -> jax.Array:
+  """Style mixing: layers before `crossover` read w1, layers from it on read w2.
+
+  Args:
+    w1, w2: [B, W] or [B, num_ws, W].
+    crossover: [B] int layer index in [0, num_ws]; num_ws means no mixing.
+    num_ws is taken from w1 when it has 3 axes.
+
+  Returns:
+    ws [B, num_ws, W].
+  """
+  if w1.ndim != 3 or w2.ndim != 3:
+    raise ValueError('mix_styles takes per-layer styles [B, num_ws, W]; broadcast w first.')
+  layer = jnp.arange(w1.shape[1])[None, :, None]
+  return jnp.where(layer < crossover[:, None, None], w1, w2)
+
+
+def truncate(w: jax.Array, w_avg: jax.Array, psi: float | jax.Array) -> jax.Array:
+  """The truncation trick (StyleGAN sec. 3.4): w' = w_avg + psi (w - w_avg).
+
+  Written as psi w + (1 - psi) w_avg so psi = 1 returns w and psi = 0 returns
+  w_avg exactly.
+
+  Args:
+    w: [..., W].
+    w_avg: broadcastable to w.
+    psi: scalar in [0, 1] (larger keeps more variety).
+  """
+  return psi * w + (1.0 - psi) * w_avg
+
+
+def update_w_avg(w_avg: jax.Array, w: jax.Array, labels: jax.Array | None, beta: float) -> jax.Array:
+  """One step of the tracked average of w: w_avg <- beta w_avg + (1 - beta) mean(w).
+
+  Conditional models track one average per class, and update a class's row
+  with the mean of that class's w in the batch (rows of absent classes stay).
+
+  Args:
+    w_avg: [K, W] (K = 1 for unconditional models).
+    w: [B, W] mapped latents of the batch.
+    labels: [B] int classes, or None (unconditional).
+    beta: the decay (StyleGAN2: 0.995).
+
+  Returns:
+    [K, W].
+  """
+  if labels is None:
+    target, present = jnp.mean(w, axis=0, keepdims=True), jnp.ones((1, 1), bool)
+  else:
+    one_hot = jax.nn.one_hot(labels, w_avg.shape[0], dtype=w.dtype)  # [B, K]
+    counts = one_hot.sum(0)[:, None]  # [K, 1]
+    target = (one_hot.T @ w) / jnp.maximum(counts, 1.0)
+    present = counts > 0
+  return jnp.where(present, beta * w_avg + (1.0 - beta) * target, w_avg)
+
+
+def minibatch_stddev(x: jax.Array, group_size: int = 4) -> jax.Array:
+  """Appends the minibatch standard-deviation feature map (Karras et al. 2018, sec. 3).
+
+  Args:
+    x: [B, H, W, C]; groups of gcd(B, group_size) samples share statistics.
+    group_size: the largest group.
+
+  Returns:
+    [B, H, W, C + 1].
+  """
+  b, h, w, c = x.shape
+  g = math.gcd(b, group_size)
+  y = x.reshape(g, b // g, h, w, c)
+  std = jnp.sqrt(jnp.var(y, axis=0) + 1e-8)  # [B/G, H, W, C]
+  feat = jnp.mean(std, axis=(1, 2, 3))  # [B/G]
+  feat = jnp.tile(feat, g)[:, None, None, None]  # Sample i belongs to group i % (B/G).
+  return jnp.concatenate([x, jnp.broadcast_to(feat, (b, h, w, 1))], axis=-1)
+
+
+class EqualDense(nn.Module):
+  """Dense layer with equalized learning rate: y = x (W lr_mult / sqrt(fan_in)) + b lr_mult.
+
+  Attributes:
+    features: output width.
+    lr_mult: learning-rate multiplier (0.01 in the mapping network).
+    bias_init: initial value of the effective bias (1 for style affines).
+    use_bias: add a bias.
+  """
+  features: int
+  lr_mult: float = 1.0
+  bias_init: float = 0.0
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[B, Din] -> [B, features]."""
+    fan_in = x.shape[-1]
+    kernel = self.param('kernel', nn.initializers.normal(1.0 / self.lr_mult),
+                        (fan_in, self.features))
+    y = x @ (kernel * (self.lr_mult / math.sqrt(fan_in)))
+    if self.use_bias:
+      bias = self.param('bias', nn.initializers.constant(self.bias_init / self.lr_mult),
+                        (self.features,))
+      y = y + bias * self.lr_mult
+    return y
+
+
+class EqualConv(nn.Module):
+  """SAME stride-1 convolution with equalized learning rate.
+
+  Attributes:
+    features: output channels.
+    kernel_size: k (square).
+    use_bias: add a bias.
+  """
+  features: int
+  kernel_size: int = 3
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[B, H, W, Cin] -> [B, H, W, features]."""
+    k, cin = self.kernel_size, x.shape[-1]
+    kernel = self.param('kernel', nn.initializers.normal(1.0), (k, k, cin, self.features))
+    y = conv2d(x, kernel / math.sqrt(k * k * cin))
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    return y
+
+
+class ModulatedConv(nn.Module):
+  """A style affine (w -> s, bias 1) and `modulated_conv` with an equalized-lr kernel.
+
+  Attributes:
+    features: output channels.
+    kernel_size: k.
+    demodulate: apply demodulation (False for to-RGB layers).
+  """
+  features: int
+  kernel_size: int = 3
+  demodulate: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
+    """x [B, H, W, Cin], w [B, W] -> [B, H, W, features]."""
+    k, cin = self.kernel_size, x.shape[-1]
+    styles = EqualDense(cin, bias_init=1.0, name='affine')(w)  # [B, Cin]
+    kernel = self.param('kernel', nn.initializers.normal(1.0), (k, k, cin, self.features))
+    return modulated_conv(x, kernel / math.sqrt(k * k * cin), styles, demodulate=self.demodulate)
+
+
+class StyledLayer(nn.Module):
+  """One synthesis layer: [up-sample], styled 3x3 conv, noise, bias, leaky ReLU.
+
+  'modulated' (StyleGAN2): modulated conv with demodulation, then noise, bias,
+  activation. 'adain' (StyleGAN): conv, noise, bias, activation, then AdaIN
+  with the style of w.
+
+  Attributes:
+    features: output channels.
+    up: bilinear 2x up-sampling first.
+    style_mode: 'modulated' or 'adain'.
+  """
+  features: int
+  up: bool = False
+  style_mode: str = 'modulated'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, w: jax.Array, noise: jax.Array) -> jax.Array:
+    """x [B, H, W, Cin], w [B, W], noise [B, H', W', 1] -> [B, H', W', features]."""
+    if self.up:
+      x = upsample2x(x)
+    if self.style_mode == 'modulated':
+      x = ModulatedConv(self.features, 3, name='conv')(x, w)
+    else:
+      x = EqualConv(self.features, 3, use_bias=False, name='conv')(x)
+    # Learned noise strength, zero at init (StyleGAN2).
+    x = x + self.param('noise_strength', nn.initializers.zeros_init(), ()) * noise
+    x = lrelu(x + self.param('bias', nn.initializers.zeros_init(), (self.features,)))
+    if self.style_mode == 'adain':
+      style = EqualDense(2 * self.features, name='affine')(w)
+      x = adain(x, 1.0 + style[:, :self.features], style[:, self.features:])
+    return x
+
+
+class ToRGB(nn.Module):
+  """Modulated 1x1 conv without demodulation, plus bias: features -> image channels.
+
+  Attributes:
+    channels: image channels C.
+  """
+  channels: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
+    """x [B, H, W, Cin], w [B, W] -> [B, H, W, C]."""
+    y = ModulatedConv(self.channels, 1, demodulate=False, name='conv')(x, w)
+    return y + self.param('bias', nn.initializers.zeros_init(), (self.channels,))
+
+
+class MappingNetwork(nn.Module):
+  """z [B, Z] (and labels [B]) -> w [B, W]: normalized z (and label embedding), 8 dense layers.
+
+  Attributes:
+    w_dim: W (also the width of every layer).
+    num_layers: 8 in the papers.
+    lr_mult: 0.01 in the papers.
+    num_classes: 0, or K: a label embedding is normalized and concatenated to z
+      (as in StyleGAN2-ADA).
+  """
+  w_dim: int = 128
+  num_layers: int = 8
+  lr_mult: float = 0.01
+  num_classes: int = 0
+
+  @nn.compact
+  def __call__(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    x = normalize_2nd_moment(z)
+    if self.num_classes:
+      if labels is None:
+        raise ValueError('A conditional StyleGAN needs labels.')
+      emb = EqualDense(self.w_dim, name='label_emb')(jax.nn.one_hot(labels, self.num_classes))
+      x = jnp.concatenate([x, normalize_2nd_moment(emb)], axis=-1)
+    for i in range(self.num_layers):
+      x = lrelu(EqualDense(self.w_dim, lr_mult=self.lr_mult, name=f'dense{i}')(x))
+    return x
+
+
+def num_styles(num_resolutions: int) -> int:
+  """Number of ws the synthesis network reads: 2 * (number of resolutions), 4x4 included."""
+  return 2 * num_resolutions
+
+
+def noise_shapes(image_shape: Sequence[int]) -> list[tuple[int, int, int]]:
+  """Per-layer noise shapes [(r, r, 1)] for a square image: 4, then 8, 8, 16, 16, ... H, H."""
+  side = image_shape[0]
+  sides = [4] + [r for r in (4 * 2 ** i for i in range(1, int(math.log2(side // 4)) + 1))
+                 for _ in range(2)]
+  return [(r, r, 1) for r in sides]
+
+
+class SynthesisNetwork(nn.Module):
+  """ws [B, num_ws, W] and per-layer noise -> images [B, H, W, C] (skip architecture).
+
+  Layer indices: the 4x4 conv reads ws[0] and its to-RGB ws[1]; the block at
+  resolution 4 * 2**i reads ws[2i - 1] (up-sampling conv), ws[2i] (conv) and
+  ws[2i + 1] (to-RGB), as in StyleGAN2 where a to-RGB shares its w with the
+  next block's first conv.
+
+  Attributes:
+    image_shape: (H, W, C), H = W = 4 * 2**(len(channels) - 1).
+    channels: feature maps at 4x4, 8x8, ..., HxW.
+    style_mode: 'modulated' or 'adain'.
+  """
+  image_shape: Sequence[int] = (32, 32, 1)
+  channels: Sequence[int] = (256, 128, 64, 32)
+  style_mode: str = 'modulated'
+
+  @nn.compact
+  def __call__(self, ws: jax.Array, noise: Sequence[jax.Array]) -> jax.Array:
+    h, w, c = self.image_shape
+    side = 4 * 2 ** (len(self.channels) - 1)
+    if (h, w) != (side, side):
+      raise ValueError(f'StyleGAN synthesis with {len(self.channels)} resolutions makes '
+                       f'{side}x{side} images, but the data is {h}x{w}; give model.gen_channels '
+                       'one width per resolution from 4x4 up, or set data.pad_to/resize_to.')
+    if self.style_mode not in STYLE_MODES:
+      raise ValueError(f'model.style_mode={self.style_mode!r}; accepted: {STYLE_MODES}.')
+    b = ws.shape[0]
+    const = self.param('const', nn.initializers.normal(1.0), (4, 4, self.channels[0]))
+    x = jnp.broadcast_to(const, (b, 4, 4, self.channels[0]))
+    x = StyledLayer(self.channels[0], style_mode=self.style_mode, name='b4_conv')(x, ws[:, 0], noise[0])
+    img = ToRGB(c, name='b4_torgb')(x, ws[:, 1])
+    for i, ch in enumerate(self.channels[1:], start=1):
+      r = 4 * 2 ** i
+      x = StyledLayer(ch, up=True, style_mode=self.style_mode, name=f'b{r}_conv0')(
+          x, ws[:, 2 * i - 1], noise[2 * i - 1])
+      x = StyledLayer(ch, style_mode=self.style_mode, name=f'b{r}_conv1')(x, ws[:, 2 * i], noise[2 * i])
+      img = upsample2x(img) + ToRGB(c, name=f'b{r}_torgb')(x, ws[:, 2 * i + 1])
+    return img  # [B, H, W, C], not squashed (clip to [-1, 1] for viewing).
+
+
+class StyleGenerator(nn.Module):
+  """Mapping + synthesis. `__call__(z, labels, noise)` is the plain generator (one w for all layers).
+
+  Attributes:
+    image_shape: (H, W, C).
+    channels: synthesis feature maps per resolution from 4x4 up.
+    w_dim: W.
+    mapping_layers: 8.
+    mapping_lr_mult: 0.01.
+    num_classes: 0, or K for a conditional generator.
+    style_mode: 'modulated' (StyleGAN2) or 'adain' (StyleGAN).
+  """
+  image_shape: Sequence[int] = (32, 32, 1)
+  channels: Sequence[int] = (256, 128, 64, 32)
+  w_dim: int = 128
+  mapping_layers: int = 8
+  mapping_lr_mult: float = 0.01
+  num_classes: int = 0
+  style_mode: str = 'modulated'
+
+  def setup(self):
+    self.mapping = MappingNetwork(self.w_dim, self.mapping_layers, self.mapping_lr_mult,
+                                  self.num_classes)
+    self.synthesis = SynthesisNetwork(self.image_shape, self.channels, self.style_mode)
+
+  @property
+  def num_ws(self) -> int:
+    return num_styles(len(self.channels))
+
+  def map(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """z [B, Z] (labels [B]) -> w [B, W]."""
+    return self.mapping(z, labels)
+
+  def synthesize(self, ws: jax.Array, noise: Sequence[jax.Array]) -> jax.Array:
+    """ws [B, num_ws, W], noise (one [B, r, r, 1] per layer, see `noise_shapes`) -> [B, H, W, C]."""
+    return self.synthesis(ws, noise)
+
+  def __call__(self, z: jax.Array, labels: jax.Array | None, noise: Sequence[jax.Array]) -> jax.Array:
+    """z [B, Z] -> images [B, H, W, C] with the same w at every layer."""
+    w = self.map(z, labels)
+    return self.synthesize(jnp.repeat(w[:, None], self.num_ws, axis=1), noise)
+
+
+class StyleDiscriminator(nn.Module):
+  """StyleGAN2's residual discriminator: images [B, H, W, C] (and labels [B]) -> logits [B].
+
+  Attributes:
+    channels: feature maps at HxW, H/2 x W/2, ..., 4x4 (one per resolution).
+    num_classes: 0, or K for a projection discriminator.
+    mbstd_group: minibatch-stddev group size.
+  """
+  channels: Sequence[int] = (32, 64, 128, 256)
+  num_classes: int = 0
+  mbstd_group: int = 4
+
+  @nn.compact
+  def __call__(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    side = 4 * 2 ** (len(self.channels) - 1)
+    if x.shape[1:3] != (side, side):
+      raise ValueError(f'StyleGAN discriminator with {len(self.channels)} resolutions reads '
+                       f'{side}x{side} images, got {x.shape[1]}x{x.shape[2]}; set '
+                       'model.disc_channels.')
+    x = lrelu(EqualConv(self.channels[0], 1, name='from_rgb')(x))
+    for i in range(len(self.channels) - 1):
+      r = side // 2 ** i
+      skip = EqualConv(self.channels[i + 1], 1, use_bias=False, name=f'b{r}_skip')(downsample2x(x))
+      h = lrelu(EqualConv(self.channels[i], 3, name=f'b{r}_conv0')(x))
+      h = lrelu(EqualConv(self.channels[i + 1], 3, name=f'b{r}_conv1')(downsample2x(h)))
+      x = (skip + h) * math.sqrt(0.5)  # Keeps unit variance (StyleGAN2 residual gain).
+    x = minibatch_stddev(x, self.mbstd_group)
+    x = lrelu(EqualConv(self.channels[-1], 3, name='b4_conv')(x))
+    phi = lrelu(EqualDense(self.channels[-1], name='b4_dense')(x.reshape(x.shape[0], -1)))
+    out = EqualDense(1, name='out')(phi)[:, 0]
+    if self.num_classes:
+      if labels is None:
+        raise ValueError('A conditional discriminator needs labels.')
+      emb = EqualDense(phi.shape[-1], use_bias=False, name='label_proj')(
+          jax.nn.one_hot(labels, self.num_classes))
+      out = out + jnp.sum(emb * phi, axis=-1) / math.sqrt(phi.shape[-1])
+    return out
