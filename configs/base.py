@@ -37,6 +37,19 @@ def get_config() -> ml_collections.ConfigDict:
       latent_dim=32,  # VAE latent size.
       hidden_dim=256,  # Dense width between the convs and the latent (VAE).
       conditional=False,  # Condition on labels (cVAE, conditional GANs and diffusion).
+      # GAN family.
+      gen_channels=(256, 128, 64),  # MLP: hidden widths; DCGAN/StyleGAN: maps from 4x4 up.
+      disc_channels=(64, 128, 256),  # MLP: hidden widths; DCGAN/StyleGAN: maps from full size down.
+      bn_momentum=0.9,  # BatchNorm running-average momentum (MLP GAN, DCGAN).
+      w_dim=128,  # StyleGAN: size of w (and of the mapping network's layers).
+      mapping_layers=8,  # StyleGAN mapping network depth.
+      mapping_lr_mult=0.01,  # StyleGAN mapping network learning-rate multiplier.
+      style_mode='modulated',  # StyleGAN: modulated (StyleGAN2, demodulation) | adain (StyleGAN).
+      # Diffusion U-Net (model.channels: width per resolution level).
+      num_res_blocks=2,
+      attention_resolutions=(7,),  # Sides H at which self-attention follows the blocks.
+      num_heads=1,
+      patch_size=1,  # > 1: fold p x p patches into channels (space to depth) first.
   )
 
   c.method = dict(
@@ -50,6 +63,30 @@ def get_config() -> ml_collections.ConfigDict:
       iwae_k=0,  # Importance samples of the IWAE test NLL; 0: not computed.
       iwae_chunk=100,  # Importance samples per decoder call (memory).
       iwae_batch_size=100,  # Test digits per IWAE call.
+      # GAN family.
+      gan_loss='non_saturating',  # non_saturating (the seed's BCE, on logits) | hinge.
+      d_lr=config_dict.placeholder(float),  # Discriminator's lr (optim's optimizer); None: optim.lr.
+      d_b1=config_dict.placeholder(float),  # None: optim.b1.
+      d_b2=config_dict.placeholder(float),  # None: optim.b2.
+      r1_gamma=0.0,  # R1 weight gamma (penalty gamma / 2 E||grad D(x)||^2); 0: off.
+      r1_every=16,  # Lazy R1: every k steps, weighted by k (StyleGAN2).
+      style_mixing_prob=0.9,  # StyleGAN: fraction of fakes with two ws and a crossover.
+      w_avg_beta=0.995,  # StyleGAN: decay of the tracked average of w.
+      truncation_psi=1.0,  # StyleGAN sampling (and metrics): 1 = no truncation.
+      monitor_classifier='mnist5k_classifier',  # Class entropy of fakes in the step; None: off.
+      # Diffusion.
+      parameterization='edm',  # eps | x0 | v (VP-discrete, DDPM) | edm (Karras et al. 2022).
+      loss_weighting='edm',  # simple | min_snr (VP) | edm (with parameterization='edm').
+      beta_schedule='linear',  # VP schedule: linear | cosine | sigmoid (also the bits/dim grid).
+      num_timesteps=1000,
+      min_snr_gamma=5.0,
+      sigma_data=0.5,  # EDM.
+      p_mean=-1.2,  # EDM training noise: ln(sigma) ~ N(p_mean, p_std^2).
+      p_std=1.2,
+      sigma_min=0.002,  # EDM sampling range.
+      sigma_max=80.0,
+      label_dropout=0.1,  # Conditional models: fraction of null labels (classifier-free guidance).
+      random_flip=False,  # Diffusion: random horizontal flips (natural images, not digits).
   )
 
   c.optim = dict(
@@ -87,6 +124,19 @@ def get_config() -> ml_collections.ConfigDict:
       feature_extractor_path=config_dict.placeholder(str),  # None: the extractor's default weights.
       kid_subset_size=500,
       kid_num_subsets=50,
+      bpd_num_examples=0,  # Diffusion: test images for the bits/dim bound (all T terms); 0: off.
+      bpd_batch_size=50,
+      bpd_chunk=10,  # Timesteps evaluated together.
+  )
+
+  c.sample = dict(  # Diffusion sampling, for evaluation, pictures and `genjax sample`.
+      sampler='dpmpp_2m',  # A key of genjax.diffusion.SAMPLERS.
+      num_steps=20,
+      sigma_schedule='karras',  # karras | logsnr | vp_uniform | polyexponential.
+      rho=7.0,  # Karras schedule.
+      guidance_scale=config_dict.placeholder(float),  # CFG weight w (1: plain conditional); None: off.
+      eta=config_dict.placeholder(float),  # ddim / ancestral samplers' noise; None: their default.
+      s_churn=config_dict.placeholder(float),  # heun (EDM Algorithm 2); None: its default.
   )
 
   c.mesh = dict(
@@ -107,7 +157,8 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.train.checkpoint_every_steps = 2
   c.train.images_every_steps = 2
   c.eval.num_examples = 200
-  c.eval.num_samples = 100
+  c.eval.num_samples = 64  # = the picture grid's 64: one compiled sampling shape.
+  c.eval.sample_batch_size = 64
   c.eval.kid_subset_size = 50
   c.eval.kid_num_subsets = 5
   return c

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import ml_collections
 
-from genjax.methods import classifier, gan, vae
+from genjax.methods import classifier, diffusion, gan, vae
 from genjax.methods.api import EvalContext, Method
 
 # name -> make(config, image_shape (H, W, C)) -> Method
 METHODS = {
     'classifier': classifier.make,
+    'diffusion': diffusion.make,
     'gan': gan.make,
     'vae': vae.make,
 }

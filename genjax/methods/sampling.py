@@ -39,7 +39,8 @@ def draw(sample_fn: SampleFn, state: TrainState, rng: jax.Array, n: int,
   inputs = {'keys': keys}
   if labels is not None:
     inputs['labels'] = np.asarray(labels, np.int32)
-  return batched_apply(lambda b: sample_fn(state, b['keys'], b.get('labels')), inputs, batch_size)
+  return batched_apply(lambda b: sample_fn(state, b['keys'], b.get('labels')), inputs,
+                       min(batch_size, n))
 
 
 def evaluate_samples(sample_fn: SampleFn, state: TrainState, ctx: EvalContext) -> dict:

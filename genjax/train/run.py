@@ -127,6 +127,7 @@ def write_images(run: Run, state: TrainState, ctx: EvalContext | None = None,
   paths = list(run.method.write_images(local, ctx)) if run.method.write_images else []
   if run.method.sample is not None:  # The same keys every time: watch samples evolve.
     images = sampling.draw(run.method.sample, local, run.eval_key, num_samples,
-                           sampling.default_labels(run.config, num_samples))
+                           sampling.default_labels(run.config, num_samples),
+                           run.config.eval.sample_batch_size)
     paths.append(save_grid(images, os.path.join(ctx.images_dir, f'samples_{step:07d}.png')))
   return paths
