@@ -20,6 +20,7 @@ from typing import Callable
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -42,50 +43,49 @@ def linear_beta_schedule(num_timesteps: int = 1000, beta_start: float = 1e-4,
   return optax.linear_schedule(beta_start, beta_end, max(num_timesteps - 1, 1))
 
 
-def _betas_from_alpha_bar(alpha_bar_fn: Callable[[jax.Array], jax.Array], num_timesteps: int,
-                          max_beta: float) -> optax.Schedule:
-  """beta_t = 1 - abar((t+1)/T) / abar(t/T), clipped at `max_beta` (Nichol & Dhariwal 2021)."""
-  def schedule(step):
-    t = jnp.asarray(step, jnp.result_type(float))
-    abar0 = alpha_bar_fn(t / num_timesteps)
-    abar1 = alpha_bar_fn((t + 1) / num_timesteps)
-    return jnp.clip(1.0 - abar1 / abar0, 0.0, max_beta)
-  return schedule
-
-
 def cosine_beta_schedule(num_timesteps: int = 1000, s: float = 0.008,
                          max_beta: float = 0.999) -> optax.Schedule:
   """Cosine schedule of Nichol & Dhariwal 2021, eq. 17: abar(u) = f(u)/f(0).
 
-  f(u) = cos(((u + s) / (1 + s)) * pi / 2)^2. The offset `s` keeps beta_0 from
-  being vanishingly small; the clip at 0.999 avoids the singularity at u = 1.
+  f(u) = cos(theta(u))^2, theta(u) = ((u + s) / (1 + s)) pi / 2. The offset `s`
+  keeps beta_0 from being vanishingly small; the clip at 0.999 avoids the
+  singularity at u = 1. beta_t = 1 - f((t+1)/T) / f(t/T) is computed as
+  sin(b - a) sin(b + a) / cos(a)^2 (a, b = theta(t/T), theta((t+1)/T)),
+  which does not cancel in float32.
 
   Returns:
     `step -> beta` for steps 0 .. T-1.
   """
-  def f(u):
-    return jnp.cos((u + s) / (1 + s) * (math.pi / 2)) ** 2
-  return _betas_from_alpha_bar(lambda u: f(u) / f(0.0), num_timesteps, max_beta)
+  def schedule(step):
+    t = jnp.asarray(step, jnp.result_type(float))
+    a = (t / num_timesteps + s) / (1 + s) * (math.pi / 2)
+    b = ((t + 1) / num_timesteps + s) / (1 + s) * (math.pi / 2)
+    return jnp.minimum(jnp.sin(b - a) * jnp.sin(b + a) / jnp.cos(a) ** 2, max_beta)
+  return schedule
 
 
 def sigmoid_beta_schedule(num_timesteps: int = 1000, start: float = -3.0, end: float = 3.0,
                           tau: float = 1.0, max_beta: float = 0.999) -> optax.Schedule:
   """Sigmoid schedule (Jabri et al. 2023, RIN; Chen 2023, "On the importance of noise scheduling").
 
-  abar(u) = (sigmoid(end/tau) - sigmoid((u (end - start) + start)/tau)) /
-  (sigmoid(end/tau) - sigmoid(start/tau)), which falls from 1 to 0 as u goes
-  from 0 to 1; a larger `tau` gives more weight to high noise.
+  abar(u) = (sigmoid(end/tau) - sigmoid(z(u))) / (sigmoid(end/tau) - sigmoid(start/tau)),
+  z(u) = (u (end - start) + start) / tau, which falls from 1 to 0 as u goes
+  from 0 to 1; a larger `tau` gives more weight to high noise. With
+  sigmoid(x) - sigmoid(y) = sinh((x - y)/2) / (2 cosh(x/2) cosh(y/2)),
+  beta_t = 1 - abar((t+1)/T) / abar(t/T) has a form that does not cancel.
 
   Returns:
     `step -> beta` for steps 0 .. T-1.
   """
-  v_start = jax.nn.sigmoid(start / tau)
-  v_end = jax.nn.sigmoid(end / tau)
+  z_end = end / tau
 
-  def alpha_bar(u):
-    v = jax.nn.sigmoid((u * (end - start) + start) / tau)
-    return jnp.clip((v_end - v) / (v_end - v_start), 1e-9, 1.0)
-  return _betas_from_alpha_bar(alpha_bar, num_timesteps, max_beta)
+  def schedule(step):
+    t = jnp.asarray(step, jnp.result_type(float))
+    z0 = (t / num_timesteps * (end - start) + start) / tau
+    z1 = ((t + 1) / num_timesteps * (end - start) + start) / tau
+    beta = (jnp.sinh((z1 - z0) / 2) / jnp.cosh(z1 / 2)) / (jnp.sinh((z_end - z0) / 2) / jnp.cosh(z_end / 2))
+    return jnp.minimum(beta, max_beta)
+  return schedule
 
 
 # name -> (num_timesteps, **knobs) -> optax.Schedule
@@ -171,15 +171,23 @@ class VPSchedule(flax.struct.PyTreeNode):
     Returns:
       t in [0, T - 1], float, same shape.
     """
-    log_sigmas = self.log_sigmas
-    log_sigma = jnp.log(jnp.maximum(jnp.asarray(sigma, log_sigmas.dtype), 1e-20))
-    return jnp.interp(log_sigma, log_sigmas, jnp.arange(self.num_timesteps, dtype=log_sigmas.dtype))
+    log_sigmas = self.log_sigmas  # [T] increasing
+    log_sigma = jnp.log(jnp.asarray(sigma, log_sigmas.dtype))
+    log_sigma = jnp.clip(log_sigma, log_sigmas[0], log_sigmas[-1])
+    # Bracketing interval by comparing against all T nodes: a [..., T] compare is cheap
+    # for the [B] noise levels of a sampler step and, unlike a binary search, adds no loop.
+    idx = jnp.clip(jnp.sum(log_sigmas <= log_sigma[..., None], axis=-1) - 1, 0, self.num_timesteps - 2)
+    lo, hi = log_sigmas[idx], log_sigmas[idx + 1]
+    frac = jnp.where(hi > lo, (log_sigma - lo) / jnp.where(hi > lo, hi - lo, 1.0), 0.0)
+    return idx.astype(log_sigmas.dtype) + frac
 
   def t_to_sigma(self, t: jax.Array) -> jax.Array:
     """Noise level of a (continuous) timestep in [0, T - 1]; the inverse of `sigma_to_t`."""
     log_sigmas = self.log_sigmas
-    t = jnp.asarray(t, log_sigmas.dtype)
-    return jnp.exp(jnp.interp(t, jnp.arange(self.num_timesteps, dtype=log_sigmas.dtype), log_sigmas))
+    t = jnp.clip(jnp.asarray(t, log_sigmas.dtype), 0, self.num_timesteps - 1)
+    idx = jnp.clip(jnp.floor(t).astype(jnp.int32), 0, self.num_timesteps - 2)
+    frac = t - idx
+    return jnp.exp((1 - frac) * log_sigmas[idx] + frac * log_sigmas[idx + 1])
 
 
 # ----------------------------------------------------------------------------
@@ -273,6 +281,36 @@ def vp_uniform_time_sigmas(schedule: VPSchedule, n: int, spacing: str = 'trailin
   else:
     raise ValueError(f'Unknown spacing {spacing!r}; accepted: {VP_SPACINGS}.')
   return _append_zero(schedule.sigmas[ts])
+
+
+def check_sigmas(sigmas) -> jax.Array:
+  """Validates a sampling schedule: [n + 1], n >= 1, finite, strictly decreasing, ending with 0.
+
+  Values are checked where they are known at trace time; traced sigmas (a
+  caller that jits over them) are returned as they are.
+
+  Returns:
+    sigmas as a jax array.
+
+  Raises:
+    ValueError: saying what is wrong and what is accepted.
+  """
+  sigmas = jnp.asarray(sigmas)
+  if sigmas.ndim != 1 or sigmas.shape[0] < 2:
+    raise ValueError(f'sigmas must be a 1-D array [n + 1] with n >= 1, got shape {sigmas.shape}.')
+  try:
+    s = np.asarray(sigmas)
+  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+    return sigmas  # Traced (the caller jitted over sigmas): checked by whoever built them.
+  if not np.all(np.isfinite(s)):
+    raise ValueError(f'sigmas must be finite, got {s}.')
+  if s[-1] != 0:
+    raise ValueError(f'sigmas must end with 0 (the clean sample), got last entry {s[-1]}; '
+                     'build them with genjax.diffusion.schedules (e.g. karras_sigmas).')
+  if not np.all(np.diff(s) < 0):
+    raise ValueError(f'sigmas must be strictly decreasing, got {s}.')
+  return sigmas
+
 
 
 # name -> fn(n, sigma_min, sigma_max, **knobs), except 'vp_uniform': fn(schedule, n, **knobs).
