@@ -74,6 +74,8 @@ def get_config() -> ml_collections.ConfigDict:
       w_avg_beta=0.995,  # StyleGAN: decay of the tracked average of w.
       truncation_psi=1.0,  # StyleGAN sampling (and metrics): 1 = no truncation.
       monitor_classifier='mnist5k_classifier',  # Class entropy of fakes in the step; None: off.
+      standing_stats_size=0,  # BatchNorm generators sample with the batch statistics of this
+      # many fixed latents (BigGAN's standing stats); 0: the running averages.
       # Diffusion.
       parameterization='edm',  # eps | x0 | v (VP-discrete, DDPM) | edm (Karras et al. 2022).
       loss_weighting='edm',  # simple | min_snr (VP) | edm (with parameterization='edm').

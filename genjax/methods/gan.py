@@ -47,6 +47,7 @@ from genjax.train.state import TrainState
 from genjax.viz import gan as viz_gan
 
 MODELS = ('mlp_gan', 'dcgan', 'stylegan')
+_STANDING_SEED = 20160119  # The fixed latents of the standing statistics (any constant).
 
 
 class GanTx(NamedTuple):
@@ -122,6 +123,9 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
   noise_shapes = stylegan.noise_shapes(image_shape) if style else []
   monitor = (extractors.get_extractor(mc.monitor_classifier) if mc.monitor_classifier else None)
   psi = float(mc.truncation_psi)
+  if g_bn and config.train.ema_decay is not None and not mc.standing_stats_size:
+    raise ValueError('An EMA generator with BatchNorm needs method.standing_stats_size > 0: the '
+                     'running averages in the state belong to the live generator, not its EMA.')
 
   def labels_of(batch):
     return batch['label'] if conditional else None
@@ -131,16 +135,21 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
     """Latents for keys [n]: {'z' [n, Z], StyleGAN: 'noise' (per layer [n, r, r, 1]),
     and with mixing 'z2' [n, Z] and 'crossover' [n]}."""
 
+    # One normal draw per sample, cut into z, z2 and the noise maps: every random op costs
+    # seconds of XLA compile time on CPU (threefry), so the step makes as few as it can.
+    sizes = [m.latent_dim] + ([m.latent_dim] + [math.prod(s) for s in noise_shapes] if style else [])
+
     def one(key):
-      kz, kn, kz2, kmix, kcross = jax.random.split(key, 5)
-      out = {'z': jax.random.normal(kz, (m.latent_dim,))}
+      normal = jax.random.normal(key, (sum(sizes),))
+      parts = jnp.split(normal, np.cumsum(sizes)[:-1])
+      out = {'z': parts[0]}
       if style:
-        out['noise'] = [jax.random.normal(jax.random.fold_in(kn, i), s)
-                        for i, s in enumerate(noise_shapes)]
+        out['noise'] = [p.reshape(s) for p, s in zip(parts[2:], noise_shapes)]
         if mixing:
-          out['z2'] = jax.random.normal(kz2, (m.latent_dim,))
-          mix = jax.random.uniform(kmix) < mc.style_mixing_prob
-          out['crossover'] = jnp.where(mix, jax.random.randint(kcross, (), 1, num_ws), num_ws)
+          out['z2'] = parts[1]
+          u_mix, u_cross = jax.random.uniform(jax.random.fold_in(key, 1), (2,))
+          cross = 1 + jnp.floor(u_cross * (num_ws - 1)).astype(jnp.int32)  # Uniform in [1, num_ws).
+          out['crossover'] = jnp.where(u_mix < mc.style_mixing_prob, cross, num_ws)
       return out
 
     return jax.vmap(one)(keys)
@@ -292,10 +301,25 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
         metrics['fake_label_accuracy'] = jnp.mean(jnp.argmax(probs, -1) == labels)
     return new_state, metrics
 
-  # -- Sampling: per-sample keys, running BatchNorm averages, EMA generator. --
+  # -- Sampling: per-sample keys, BatchNorm in inference mode, EMA generator. --
+  @jax.jit
+  def _standing_stats(params, stats):
+    """The generator's BatchNorm statistics over a fixed batch of latents (BigGAN's
+    "standing statistics"): momentum 0 makes the updated averages the batch's own."""
+    n = mc.standing_stats_size
+    inputs = draw_inputs(jax.random.split(jax.random.key(_STANDING_SEED), n), False)
+    labels = jnp.arange(n) % num_classes if conditional else None
+    _, updates = generator.clone(bn_momentum=0.0).apply(
+        g_vars(params, stats), inputs['z'], labels, train=True, mutable=['batch_stats'])
+    return updates['batch_stats']
+
   def eval_parts(state):
+    """(generator params: the EMA when kept, its BatchNorm statistics, w_avg or None)."""
+    params = state.eval_params['generator']
     stats = state.extras.get('batch_stats', {}).get('generator', {})
-    return state.eval_params['generator'], stats, state.extras.get('w_avg')
+    if g_bn and mc.standing_stats_size:
+      stats = _standing_stats(params, stats)
+    return params, stats, state.extras.get('w_avg')
 
   @jax.jit
   def _sample(params, stats, w_avg, keys, labels):

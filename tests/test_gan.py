@@ -1,0 +1,244 @@
+"""GAN method, MLP GAN and DCGAN: seed parameter counts, losses and R1 against closed forms,
+the alternating step and its two optimizers, per-sample seeds, labels and NaN.
+
+configs/dcgan_celeba64.py:smoke (64x64x3, TFDS `celeb_a`) runs on TFDS mock data in
+tests/test_train.py, with every other config's smoke variant."""
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from conftest import REPO
+from genjax.config import load_config
+from genjax.methods import gan, gan_losses, sampling
+from genjax.models import gan as gan_models
+from genjax.train import loop
+
+
+def _count(tree) -> int:
+  return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
+
+
+def _param_shapes(module, *args, **kwargs):
+  return jax.eval_shape(lambda: module.init(jax.random.key(0), *args, **kwargs))
+
+
+# The seed's Keras models, trainable weights by hand: Dense n_in*n_out + n_out, BatchNorm
+# 2*c (gamma, beta; the moving mean/variance are not trained), Conv(T) k*k*c_in*c_out + c_out.
+MLP_G_SEED = (100 * 128 + 128) + 2 * 128 + (128 * 256 + 256) + 2 * 256 + (256 * 512 + 512) \
+    + 2 * 512 + (512 * 784 + 784)  # 581,520
+MLP_D_SEED = (784 * 512 + 512) + (512 * 256 + 256) + (256 * 128 + 128) + (128 + 1)  # 566,273
+DCGAN64_G_SEED = (100 * 4 * 4 * 1024 + 4 * 4 * 1024) + (16 * 1024 * 512 + 512) + 2 * 512 \
+    + (16 * 512 * 256 + 256) + 2 * 256 + (16 * 256 * 128 + 128) + 2 * 128 + (16 * 128 * 3 + 3)
+DCGAN64_D_SEED = (16 * 3 * 64 + 64) + (16 * 64 * 128 + 128) + 2 * 128 + (16 * 128 * 256 + 256) \
+    + 2 * 256 + (16 * 256 * 512 + 512) + 2 * 512 + (4 * 4 * 512 + 1)
+BN_AFTER_PROJECTION = 2 * 1024  # Our one addition to the seed's DCGAN generator (Radford et al.).
+
+
+def test_parameter_counts_match_the_seed_architectures():
+  assert (MLP_G_SEED, MLP_D_SEED) == (581_520, 566_273)
+  assert (DCGAN64_G_SEED, DCGAN64_D_SEED) == (12_673_667, 2_766_529)
+  z, img28, img64 = jnp.zeros((2, 100)), jnp.zeros((2, 28, 28, 1)), jnp.zeros((2, 64, 64, 3))
+  g = _param_shapes(gan_models.MLPGenerator((28, 28, 1)), z)
+  d = _param_shapes(gan_models.MLPDiscriminator(), img28)
+  assert (_count(g['params']), _count(d['params'])) == (MLP_G_SEED, MLP_D_SEED)
+  g = _param_shapes(gan_models.DCGANGenerator((64, 64, 3), (1024, 512, 256, 128)), z)
+  d = _param_shapes(gan_models.DCGANDiscriminator((64, 128, 256, 512)), img64)
+  assert _count(g['params']) == DCGAN64_G_SEED + BN_AFTER_PROJECTION
+  assert _count(d['params']) == DCGAN64_D_SEED
+  # 32x32 grayscale (configs/dcgan_mnist.py): 4x4x256 -> 8x8x128 -> 16x16x64 -> 32x32x1.
+  g = _param_shapes(gan_models.DCGANGenerator((32, 32, 1), (256, 128, 64)), z)
+  d = _param_shapes(gan_models.DCGANDiscriminator((64, 128, 256)), jnp.zeros((2, 32, 32, 1)))
+  assert _count(g['params']) == (100 * 4096 + 4096) + 2 * 256 + (16 * 256 * 128 + 128) + 2 * 128 \
+      + (16 * 128 * 64 + 64) + 2 * 64 + (16 * 64 + 1)
+  assert _count(d['params']) == (16 * 64 + 64) + (16 * 64 * 128 + 128) + 2 * 128 \
+      + (16 * 128 * 256 + 256) + 2 * 256 + (4 * 4 * 256 + 1)
+
+
+def test_output_shapes_and_projection_head():
+  z, labels = jnp.zeros((3, 100)), jnp.array([0, 4, 9])
+  for g, d, shape in [
+      (gan_models.MLPGenerator((28, 28, 1), num_classes=10), gan_models.MLPDiscriminator(num_classes=10),
+       (28, 28, 1)),
+      (gan_models.DCGANGenerator((32, 32, 1), num_classes=10),
+       gan_models.DCGANDiscriminator(num_classes=10), (32, 32, 1)),
+      (gan_models.DCGANGenerator((64, 64, 3), (32, 16, 8, 8)), gan_models.DCGANDiscriminator((8, 8, 8, 8)),
+       (64, 64, 3))]:
+    images = jax.eval_shape(lambda: g.init_with_output(jax.random.key(0), z, labels)[0])
+    assert images.shape == (3, *shape)
+    logits = jax.eval_shape(lambda: d.init_with_output(
+        jax.random.key(0), jnp.zeros((3, *shape)), labels)[0])
+    assert logits.shape == (3,)
+  with pytest.raises(ValueError, match='makes 32x32 images, but the data is 28x28'):
+    gan_models.DCGANGenerator((28, 28, 1)).init(jax.random.key(0), z)
+  # Projection discriminator (Miyato & Koyama 2018): logit = w.phi + b + <embed(y), phi>.
+  head = gan_models.ProjectionHead(num_classes=3)
+  phi, y = jnp.array([[1.0, 2.0], [0.5, -1.0]]), jnp.array([2, 0])
+  params = head.init(jax.random.key(1), phi, y)['params']
+  emb, w, b = params['label_proj']['embedding'], params['out']['kernel'][:, 0], params['out']['bias'][0]
+  np.testing.assert_allclose(head.apply({'params': params}, phi, y),
+                             phi @ w + b + np.sum(emb[y] * phi, -1), rtol=1e-6)
+
+
+def _softplus(x):
+  return np.log1p(np.exp(x))
+
+
+def test_losses_against_closed_forms():
+  real, fake = jnp.array([2.0, -1.0, 0.5]), jnp.array([0.5, -3.0])
+  ns = gan_losses.LOSSES['non_saturating']
+  # The seed's binary cross-entropy on probabilities sigmoid(l): -log sigmoid(l) = softplus(-l).
+  bce = lambda p, t: -(t * np.log(p) + (1 - t) * np.log(1 - p))
+  sig = lambda l: 1 / (1 + np.exp(-np.asarray(l)))
+  np.testing.assert_allclose(ns.d_loss(real, fake), bce(sig(real), 1).mean() + bce(sig(fake), 0).mean(),
+                             rtol=1e-6)
+  np.testing.assert_allclose(ns.d_loss(real, fake), _softplus(-real).mean() + _softplus(fake).mean(),
+                             rtol=1e-6)
+  np.testing.assert_allclose(ns.g_loss(fake), bce(sig(fake), 1).mean(), rtol=1e-6)
+  np.testing.assert_allclose(ns.d_loss(jnp.zeros(4), jnp.zeros(4)), 2 * math.log(2), rtol=1e-6)
+  np.testing.assert_allclose(ns.display(jnp.zeros(2)), [0.5, 0.5])
+  # softplus does not saturate where log(sigmoid) would in float32.
+  assert np.isfinite(float(ns.g_loss(jnp.array([-200.0])))) and float(ns.g_loss(jnp.array([-200.0]))) > 199
+  hinge = gan_losses.LOSSES['hinge']
+  # relu(1 - [2, -1, .5]) = [0, 2, .5]; relu(1 + [.5, -3]) = [1.5, 0].
+  np.testing.assert_allclose(hinge.d_loss(real, fake), 2.5 / 3 + 1.5 / 2, rtol=1e-6)
+  np.testing.assert_allclose(hinge.g_loss(fake), 1.25, rtol=1e-6)
+  np.testing.assert_allclose(hinge.display(real), real)
+
+
+def test_r1_penalty_is_the_squared_input_gradient_norm():
+  x = jax.random.normal(jax.random.key(0), (5, 3, 3, 2))
+  a = jax.random.normal(jax.random.key(1), (3, 3, 2))
+  linear = lambda imgs: jnp.sum(imgs * a, axis=(1, 2, 3)) + 0.7  # grad_x D = a for every x.
+  np.testing.assert_allclose(gan_losses.r1_penalty(linear, x), np.sum(np.square(a)), rtol=1e-5)
+  quadratic = lambda imgs: jnp.sum(imgs**2, axis=(1, 2, 3))  # grad_x D = 2x.
+  want = np.mean(np.sum(np.square(2 * np.asarray(x)).reshape(5, -1), -1))
+  np.testing.assert_allclose(gan_losses.r1_penalty(quadratic, x), want, rtol=1e-5)
+
+
+def test_label_histogram_entropy():
+  eye = jnp.eye(10)
+  np.testing.assert_allclose(gan_losses.label_histogram_entropy(eye), math.log(10), rtol=1e-6)
+  assert float(gan_losses.label_histogram_entropy(jnp.tile(eye[3], (8, 1)))) == 0.0
+  two = jnp.concatenate([jnp.tile(eye[1], (3, 1)), eye[2:3]])  # 3/4 and 1/4.
+  np.testing.assert_allclose(gan_losses.label_histogram_entropy(two),
+                             -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)), rtol=1e-6)
+
+
+def test_discriminator_optimizer_overrides(load):
+  config = load('dcgan_mnist.py', method__d_lr=1e-3, method__d_b1=0.0)
+  tx = gan.make_optimizers(config)
+  grads = {'w': jnp.ones(3)}
+  g_step, _ = tx.generator.update(grads, tx.generator.init(grads))
+  d_step, _ = tx.discriminator.update(grads, tx.discriminator.init(grads))
+  np.testing.assert_allclose(g_step['w'], -2e-4, rtol=1e-4)  # Adam's first step is -lr sign(g).
+  np.testing.assert_allclose(d_step['w'], -1e-3, rtol=1e-4)
+
+
+def _load(spec, **overrides):
+  """Like conftest's `load` fixture, for module-scoped fixtures."""
+  config = load_config(os.path.join(REPO, 'configs', spec))
+  for dotted, value in overrides.items():
+    group, key = dotted.split('__')
+    config[group][key] = value
+  return config
+
+
+@pytest.fixture(scope='module')
+def stepped():
+  """One D+G step of a tiny conditional 16x16 DCGAN, traced with spying optimizers."""
+  config = _load('dcgan_mnist.py:smoke', model__gen_channels=(8, 4), model__disc_channels=(4, 8),
+                 model__conditional=True, train__ema_decay=0.9, train__ema_warmup=False)
+  batch = {'image': jax.random.uniform(jax.random.key(0), (8, 16, 16, 1), minval=-1, maxval=1),
+           'label': jnp.arange(8, dtype=jnp.int32) % 10}
+  calls = []
+  real_make = gan.make_optimizers
+
+  def spying_optimizers(cfg):
+    tx = real_make(cfg)
+
+    def spy(name, inner):
+      def update(grads, state, params=None):
+        calls.append((name, jax.tree.structure(grads)))
+        return inner.update(grads, state, params)
+      return optax.GradientTransformation(inner.init, update)
+
+    return gan.GanTx(spy('generator', tx.generator), spy('discriminator', tx.discriminator))
+
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(gan, 'make_optimizers', spying_optimizers)
+    method = gan.make(config, (16, 16, 1))
+  state0 = jax.jit(method.init)(jax.random.key(1), {k: v[:1] for k, v in batch.items()})
+  step = jax.jit(method.train_step)
+  state1, metrics = step(state0, batch, jax.random.key(2))
+  return dict(config=config, batch=batch, method=method, state0=state0, state1=state1,
+              metrics=metrics, calls=calls, step=step)
+
+
+def test_one_step_updates_d_then_g_each_with_its_own_optimizer(stepped):
+  s0, s1, calls = stepped['state0'], stepped['state1'], stepped['calls']
+  g_struct = jax.tree.structure(s0.params['generator'])
+  d_struct = jax.tree.structure(s0.params['discriminator'])
+  # Traced once: D's optimizer saw D's gradients, then G's optimizer G's, once each.
+  assert calls == [('discriminator', d_struct), ('generator', g_struct)]
+  assert int(s1.step) == 1
+  for net in ('generator', 'discriminator'):
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), s0.params[net], s1.params[net])
+    assert all(jax.tree.leaves(changed)), net  # Every weight of both networks moved.
+    counts = [int(x) for x in jax.tree.leaves(s1.opt_state[net]) if jnp.ndim(x) == 0]
+    assert counts and set(counts) == {1}, net  # Adam's count: one update each.
+  # The EMA generator follows its closed form, and only the generator has one.
+  assert set(s1.ema_params) == {'generator'}
+  jax.tree.map(lambda e, p0, p1: np.testing.assert_allclose(e, 0.9 * p0 + 0.1 * p1, rtol=1e-5,
+                                                            atol=1e-7),
+               s1.ema_params['generator'], s0.params['generator'], s1.params['generator'])
+  # BatchNorm running averages moved, in extras.
+  for net in ('generator', 'discriminator'):
+    moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), s0.extras['batch_stats'][net],
+                         s1.extras['batch_stats'][net])
+    assert all(jax.tree.leaves(moved)), net
+  m = stepped['metrics']
+  assert {'loss', 'd_loss', 'g_loss', 'd_real', 'd_fake', 'g_grad_norm', 'd_grad_norm',
+          'class_entropy', 'fake_label_accuracy'} <= set(m)
+  np.testing.assert_allclose(m['loss'], m['d_loss'] + m['g_loss'], rtol=1e-6)
+  assert 0 < float(m['d_real']) < 1 and 0 < float(m['d_fake']) < 1  # Probabilities (NS loss).
+  assert 0 <= float(m['class_entropy']) <= math.log(10) + 1e-6
+
+
+def test_samples_depend_on_their_own_key_only(stepped):
+  method, state = stepped['method'], stepped['state1']
+  rng, labels = jax.random.key(5), np.arange(8) % 10
+  one = sampling.draw(method.sample, state, rng, 8, labels, batch_size=1)
+  eight = sampling.draw(method.sample, state, rng, 8, labels, batch_size=8)
+  assert one.shape == (8, 16, 16, 1) and np.all(np.abs(one) <= 1)
+  np.testing.assert_allclose(one, eight, rtol=1e-5, atol=1e-6)
+
+
+def test_conditional_sampling_honours_labels(stepped):
+  method, state = stepped['method'], stepped['state1']
+  keys = jax.random.split(jax.random.key(3), 4)
+  threes = method.sample(state, keys, jnp.full(4, 3))
+  np.testing.assert_array_equal(threes, method.sample(state, keys, jnp.full(4, 3)))
+  sevens = method.sample(state, keys, jnp.full(4, 7))
+  assert threes.shape == sevens.shape == (4, 16, 16, 1)
+  # At init the DCGAN's N(0, 0.02) weights keep outputs small: compare relatively.
+  assert float(jnp.max(jnp.abs(threes - sevens))) > 0.05 * float(jnp.max(jnp.abs(threes)))
+  with pytest.raises(ValueError, match='conditional'):
+    method.sample(state, keys, None)
+
+
+def test_a_nan_batch_makes_the_loss_nan(stepped):
+  batch = dict(stepped['batch'])
+  batch['image'] = batch['image'].at[0, 0, 0, 0].set(jnp.nan)
+  _, metrics = stepped['step'](stepped['state1'], batch, jax.random.key(4))
+  assert np.isnan(float(metrics['loss']))
+
+
+def test_non_finite_training_stops_the_loop(load, tmp_path):
+  config = load('gan_mnist.py:smoke', optim__lr=1e30, train__num_steps=4)
+  with pytest.raises(loop.NonFiniteLossError, match='at step'):
+    loop.train(config, str(tmp_path))
