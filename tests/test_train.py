@@ -134,3 +134,16 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(tmp_path):
   done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stdout + done.stderr
   assert f'Resumed from' in done.stdout and f'at step {latest}' in done.stdout and 'step 60/60' in done.stdout
+
+
+def test_a_checkpoint_of_another_model_is_refused_and_kept(load, tmp_path):
+  from genjax.config import ConfigError
+  workdir = str(tmp_path / 'run')
+  loop.train(load('classifier_mnist.py:smoke', train__num_steps=1, train__eval_every_steps=100),
+             workdir)
+  saved = open(os.path.join(workdir, 'config.json')).read()
+  wider = load('classifier_mnist.py:smoke', train__num_steps=2, model__feature_dim=64)
+  with pytest.raises(ConfigError, match='does not fit this config.*fresh --workdir'):
+    loop.train(wider, workdir)
+  assert open(os.path.join(workdir, 'config.json')).read() == saved  # The run's record is kept.
+  assert os.listdir(os.path.join(workdir, 'checkpoints')) == ['1']

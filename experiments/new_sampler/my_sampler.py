@@ -3,8 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-jax.config.update('jax_enable_x64', True)  # so round-off does not hide the order
-from genjax.diffusion import denoisers, samplers, schedules  # noqa: E402
+from genjax.diffusion import denoisers, samplers, schedules
 
 
 def sample_midpoint(denoise, x, sigmas, *, rng=None):
@@ -22,6 +21,7 @@ samplers.SAMPLERS['mine'] = sample_midpoint  # explicit registration: no import 
 samplers.NFE['mine'] = lambda n, **_: 2 * n - 1
 
 if __name__ == '__main__':
+  jax.config.update('jax_enable_x64', True)  # so round-off does not hide the order
   rs = np.random.RandomState(0)
   mu, std = jnp.asarray(rs.uniform(-1, 1, 4)), jnp.asarray(rs.uniform(0.5, 1.0, 4))
   means = jnp.asarray(np.stack([rs.randn(4) * 0.3 + 0.6, rs.randn(4) * 0.3 - 0.6]))

@@ -102,8 +102,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     Interrupted: SIGTERM/SIGINT, after saving a checkpoint.
   """
   run = run_lib.setup(config, workdir)
+  state = run_lib.restore_or_init(run)  # First: a misfit checkpoint must not cost config.json.
   writers.write_json(os.path.join(run.workdir, 'config.json'), config.to_dict())
-  state = run_lib.restore_or_init(run)
   start = int(jax.device_get(state.step))
   num_steps, t = config.train.num_steps, config.train
   last_saved = run.checkpointer.latest_step()

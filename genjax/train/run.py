@@ -75,7 +75,15 @@ def restore_or_init(run: Run, *, require_checkpoint: bool = False) -> TrainState
     return jax.jit(run.init_state, out_shardings=run.state_shardings)(run.init_key)
   target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                         run.abstract_state, run.state_shardings)
-  return run.checkpointer.restore(target, step)
+  try:
+    return run.checkpointer.restore(target, step)
+  except (ValueError, KeyError, TypeError) as e:  # A checkpoint of another model or config.
+    c = run.config
+    raise config_lib.ConfigError(
+        f'The checkpoint {run.checkpointer.directory}/{step} does not fit this config (method '
+        f'{c.method.name!r}, model {c.model.name!r}): {str(e)[:300]}. Use the config the run was '
+        f'trained with (its copy: {run.workdir}/config.json) or a fresh --workdir; the '
+        f'checkpoint is left untouched.') from e
 
 
 def host_local(state: TrainState, mesh: Mesh) -> TrainState:
