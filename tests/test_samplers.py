@@ -162,6 +162,24 @@ def test_ddim_eta0_equals_euler():
   np.testing.assert_allclose(ddim, euler, rtol=1e-5, atol=1e-5)
 
 
+def test_dpmpp_3m_lower_order_final_takes_a_second_order_last_step():
+  # 4 steps: orders 1, 2, 3 above sigma = 0; with lower_order_final the 3rd is 2nd order,
+  # which makes the whole path DPM-Solver++(2M)'s.
+  denoise = denoisers.make_gaussian_mixture_denoiser(
+      jnp.array([0.3, 0.7]), jnp.array([[0.5, -0.2], [-0.6, 0.4]]), 0.45)
+  sigmas = schedules.karras_sigmas(4, SIGMA_MIN, SIGMA_MAX)
+  x = SIGMA_MAX * jax.random.normal(jax.random.key(0), (16, 2))
+  lof, plain, two = jax.jit(lambda x: (
+      samplers.sample_dpmpp_3m(denoise, x, sigmas, lower_order_final=True),
+      samplers.sample_dpmpp_3m(denoise, x, sigmas, lower_order_final=False),
+      samplers.sample_dpmpp_2m(denoise, x, sigmas)))(x)
+  np.testing.assert_allclose(lof, two, rtol=1e-6, atol=1e-6)
+  assert float(jnp.max(jnp.abs(plain - two))) > 1e-4  # the 3rd-order step really differs
+  # The default switches it on below 15 steps only.
+  default = jax.jit(lambda x: samplers.sample_dpmpp_3m(denoise, x, sigmas))(x)
+  np.testing.assert_array_equal(default, lof)
+
+
 def test_ddpm_equals_seed_update(x64):
   """In sigma form with a VPSchedule's sigmas, DDPM is the seed's loop after x_vp = x / sqrt(1 + sigma^2)."""
   vp = schedules.VPSchedule.create('linear', 1000)

@@ -266,7 +266,8 @@ def sample_dpmpp_2s(denoise: Denoiser, x: jax.Array, sigmas: jax.Array, *, rng=N
 # Multistep exponential integrators (data prediction).
 
 
-def _dpmpp_multistep(denoise, x, sigmas, order, eta=0.0, s_noise=1.0, rng=None):
+def _dpmpp_multistep(denoise, x, sigmas, order, eta=0.0, s_noise=1.0, rng=None,
+                     lower_order_final=False):
   """DPM-Solver++ multistep, order 2 or 3, ODE (eta = 0) or SDE (Lu et al. 2022).
 
   In lambda = -log sigma the exact ODE step is
@@ -294,7 +295,8 @@ def _dpmpp_multistep(denoise, x, sigmas, order, eta=0.0, s_noise=1.0, rng=None):
       d2 = 2 * (d1_0 - d1_1) / (r0 + r1)  # ~ h^2 D''
       phi2 = 1 - c / h  # integral_0^h e^{-(h-u)} u du / h
       phi3 = phi2 / h - 0.5  # -integral_0^h e^{-(h-u)} u^2 / 2 du / h^2
-      x_next = jnp.where(i >= 2, x_first + phi2 * d1 - phi3 * d2, x_next)
+      third = (i >= 2) & ~(lower_order_final & (i == sigmas.shape[0] - 3))
+      x_next = jnp.where(third, x_first + phi2 * d1 - phi3 * d2, x_next)
     if rng is not None:
       x_next = x_next + s_noise * sigma_next * jnp.sqrt(-jnp.expm1(-2 * eta * h)) * _normal(rng, i, x)
     return x_next, x0, x0_prev1, h, h_prev1
@@ -314,15 +316,20 @@ def sample_dpmpp_2m(denoise: Denoiser, x: jax.Array, sigmas: jax.Array, *, rng=N
   return _dpmpp_multistep(denoise, x, sigmas, order=2)
 
 
-def sample_dpmpp_3m(denoise: Denoiser, x: jax.Array, sigmas: jax.Array, *, rng=None) -> jax.Array:
+def sample_dpmpp_3m(denoise: Denoiser, x: jax.Array, sigmas: jax.Array, *, rng=None,
+                    lower_order_final: bool | None = None) -> jax.Array:
   """DPM-Solver++(3M), multistep 3rd order (Lu et al. 2022, Appendix; multistep order 3). NFE = n.
 
   D extrapolated quadratically in lambda through the last three denoised
   values and integrated exactly against e^{-(h - u)}:
   x_next = e^{-h} x + (1 - e^{-h}) D_i + phi2 D1 - phi3 D2, D1 ~ h D', D2 ~ h^2 D''.
-  Orders 1 and 2 on the first two steps. Args and Returns: the module's contract (rng ignored).
+  Orders 1 and 2 on the first two steps. lower_order_final: 2nd order on the last step
+  above 0, which keeps few-step sampling stable (Lu et al.'s `lower_order_final`); default:
+  on below 15 steps. Args and Returns: the module's contract (rng ignored).
   """
-  return _dpmpp_multistep(denoise, x, sigmas, order=3)
+  if lower_order_final is None:
+    lower_order_final = sigmas.shape[0] - 1 < 15
+  return _dpmpp_multistep(denoise, x, sigmas, order=3, lower_order_final=lower_order_final)
 
 
 def sample_dpmpp_2m_sde(denoise: Denoiser, x: jax.Array, sigmas: jax.Array, *, rng=None,
