@@ -40,7 +40,7 @@ _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processe
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process\'s index.')
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The flagship for a few minutes: DDPM (EDM) on mnist5k, sampled with DPM-Solver++(2M) at 20 NFE.
+# The flagship for a few minutes: DDPM (EDM) on mnist5k, sampled with DPM-Solver++(2M) SDE at 20 NFE.
 DEMO_CONFIG = os.path.join(_REPO, 'configs', 'ddpm_mnist.py') + ':demo'
 
 

@@ -103,20 +103,29 @@ def main():
   write_table_and_plot(rows, args.out)
 
 
+def label(row) -> str:
+  """Sampler name, with its sigma schedule where it is not Karras (the default)."""
+  return row['sampler'] if row['sigma_schedule'] == 'karras' else f"{row['sampler']} ({row['sigma_schedule']})"
+
+
 def write_table_and_plot(rows, out):
+  """results.md: one row per (sampler, schedule, NFE); fid_vs_nfe.png: FID against NFE."""
   ref = [r for r in rows if r['budget'] >= 1000]
   lines = ['| sampler | NFE | steps | FID | FID / floor | IS | precision | recall | s / 1k samples |',
            '|---|---|---|---|---|---|---|---|---|']
-  for r in sorted(rows, key=lambda r: (r['sampler'], r['nfe'])):
-    lines.append(f"| {r['sampler']} | {r['nfe']} | {r['steps']} | {r['fid']:.2f} | {r['fid_ratio']:.2f} "
+  for r in sorted(rows, key=lambda r: (label(r), r['nfe'])):
+    lines.append(f"| {label(r)} | {r['nfe']} | {r['steps']} | {r['fid']:.2f} | {r['fid_ratio']:.2f} "
                  f"| {r['is']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} "
                  f"| {1000 * r['sample_seconds'] / r['num']:.0f} |")
   with open(os.path.join(out, 'results.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
-  fig, ax = plt.subplots(figsize=(8, 5.5))
-  for name in sorted({r['sampler'] for r in rows if r['budget'] < 1000}):
-    pts = sorted((r['nfe'], r['fid']) for r in rows if r['sampler'] == name and r['budget'] < 1000)
-    ax.plot(*zip(*pts), marker='o', label=name)
+  fig, ax = plt.subplots(figsize=(9, 6))
+  curves = sorted({label(r) for r in rows if r['budget'] < 1000})
+  cmap = plt.get_cmap('tab20')
+  for j, name in enumerate(curves):
+    pts = sorted((r['nfe'], r['fid']) for r in rows if label(r) == name and r['budget'] < 1000)
+    ax.plot(*zip(*pts), marker='o', ms=4, color=cmap(j % 20), label=name,
+            ls='--' if '(' in name else '-')
   for r in ref:
     ax.axhline(r['fid'], color='k', ls='--', lw=1, label=f"{r['sampler']} {r['nfe']} NFE")
   if rows:
