@@ -207,7 +207,9 @@ def test_classifier_free_guidance_is_one_batched_call():
   for w, expected in [(1.0, cond), (0.0, jnp.full(3, 10.0)), (3.0, 10.0 + 3.0 * (cond - 10.0))]:
     denoise = denoisers.make_vp_denoiser(model_fn, vp, 'x0', cond=cond, guidance_scale=w, uncond=uncond)
     np.testing.assert_allclose(denoise(x, 0.5)[:, 0, 0, 0], expected, rtol=1e-6)
-  assert calls == [6, 6, 6]  # one call per denoise, on the doubled batch
+  # w = 1 and w = 0 are one half of the pair (one call on the batch); other w one call on the
+  # doubled batch.
+  assert calls == [3, 3, 6]
   unguided = denoisers.make_vp_denoiser(model_fn, vp, 'x0', cond=cond)
   np.testing.assert_allclose(unguided(x, 0.5)[:, 0, 0, 0], cond)
   with pytest.raises(ValueError, match='needs both `cond` and `uncond`'):

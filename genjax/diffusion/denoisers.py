@@ -35,6 +35,14 @@ def _make_guided_fn(model_fn: Callable[..., jax.Array], cond: Any, guidance_scal
   """
   if guidance_scale is None:
     return lambda x, t: model_fn(x, t, cond)
+  if isinstance(guidance_scale, (int, float)) and guidance_scale in (0, 1):
+    # w = 1 and w = 0 need only one half of the pair: one model call per step, not two.
+    if guidance_scale == 1:
+      return lambda x, t: model_fn(x, t, cond)
+    if uncond is None:
+      raise ValueError('guidance_scale=0 (the unconditional model) needs `uncond`, the null condition.')
+    return lambda x, t: model_fn(x, t, jax.tree.map(
+        lambda c, u: jnp.broadcast_to(u, c.shape).astype(c.dtype), cond, uncond))
   if cond is None or uncond is None:
     raise ValueError('Classifier-free guidance (guidance_scale set) needs both `cond` and '
                      '`uncond` (the null condition, e.g. the "no label" class).')

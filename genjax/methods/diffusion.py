@@ -232,8 +232,8 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
 
   def evaluate(state, ctx: EvalContext):
     result = {'sampler': sc.sampler, 'sample_steps': sc.num_steps,
-              'nfe': nfe(sc.sampler, sc.num_steps) * (2 if conditional and sc.guidance_scale
-                                                      is not None else 1),
+              'nfe': nfe(sc.sampler, sc.num_steps) * (
+                  2 if conditional and sc.guidance_scale not in (None, 0, 1) else 1),
               'sigma_schedule': sc.sigma_schedule}
     if conditional:
       result['guidance_scale'] = sc.guidance_scale
