@@ -7,7 +7,7 @@ configs/dcgan_mnist.py with labels: the generator concatenates a learned
 label embedding to z, the discriminator is a projection discriminator
 (Miyato & Koyama 2018). Pictures add samples per label (one row per digit).
 Measured (label accuracy of samples under the bundled classifier besides the
-unconditional figures): experiments/gan_mnist/README.md.
+unconditional figures): RESULTS.md (GAN family).
 """
 from configs import base
 from configs import dcgan_mnist

@@ -9,7 +9,7 @@ discriminator adds a projection term <embed(y), phi(x)> (Miyato & Koyama
 2018). w_avg is tracked per class, so truncation pulls each sample towards
 its own class's average. Pictures add samples per label (one row per digit).
 Measured (label accuracy of samples under the bundled classifier besides the
-unconditional figures): experiments/gan_mnist/README.md.
+unconditional figures): RESULTS.md (GAN family).
 """
 from configs import base
 from configs import stylegan_mnist

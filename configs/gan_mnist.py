@@ -9,7 +9,7 @@ dropout 0.3) -> one logit; Adam 2e-4 for both, non-saturating loss, the
 seed's 10,000 iterations at batch 128. Unlike the seed run in Keras 3 (its
 `trainable=False` froze the discriminator: pure noise, FID 112x the
 real-data floor, IS 1.3), both networks train here. Measured figures:
-experiments/gan_mnist/README.md.
+RESULTS.md (GAN family).
 """
 from configs import base
 

@@ -11,7 +11,7 @@ residual discriminator with minibatch stddev. Style mixing on 90% of the
 fakes, w_avg tracked with beta 0.995 for truncation, EMA generator, lazy R1
 every 16 steps, Adam 2e-3 with betas (0, 0.99) as in StyleGAN2.
 Pictures: samples, style mixing, truncation sweep, interpolation in z and w.
-Measured figures: experiments/gan_mnist/README.md.
+Measured figures: RESULTS.md (GAN family).
 """
 from configs import base
 
