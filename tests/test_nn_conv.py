@@ -33,3 +33,102 @@ def test_same_initialization_as_flax():
   b = nn.ConvTranspose(8, (3, 3), (2, 2)).init(jax.random.key(0), x)
   for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(u, v)
+
+
+# --- Conv ----------------------------------------------------------------------------------------
+
+from genjax.nn.conv import Conv, conv_method  # noqa: E402
+
+# Every (kernel, stride, padding) the models use (classifier, VAE encoder, DCGAN discriminator,
+# U-Net stem/ResBlock/skip/Downsample/Upsample/head), plus VALID and explicit paddings.
+_CONV_CASES = [
+    ((3, 3), (1, 1), 'SAME', 6, 3),      # classifier, U-Net 3x3 convs
+    ((3, 3), (2, 2), 'SAME', 7, 3),      # VAE encoder, Downsample (odd side)
+    ((3, 3), (2, 2), 'SAME', 8, 40),     # strided, many input channels (lax path)
+    ((4, 4), (2, 2), 'SAME', 8, 2),      # DCGAN discriminator
+    ((1, 1), (1, 1), 'SAME', 5, 6),      # ResBlock skip (gemm path)
+    ((3, 3), (1, 1), 'VALID', 6, 3),
+    ((3, 2), (2, 1), 'VALID', 7, 3),
+    ((3, 3), (1, 1), 1, 5, 3),
+    ((3, 3), (2, 2), ((1, 0), (2, 1)), 7, 3),
+    ((1, 1), (2, 2), 'SAME', 5, 3),
+]
+
+
+@pytest.mark.parametrize('method', [None, 'im2col'])
+@pytest.mark.parametrize('kernel,stride,padding,size,c_in', _CONV_CASES)
+def test_conv_equals_flax_conv(kernel, stride, padding, size, c_in, method):
+  x = jax.random.normal(jax.random.key(0), (2, size, size + 1, c_in))
+  ours = Conv(4, kernel, stride, padding=padding, method=method)
+  ref = nn.Conv(4, kernel, stride, padding=padding)
+  params = ref.init(jax.random.key(1), x)
+  params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(2), p.shape), params)
+  assert jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, params)
+  np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-5)
+
+  def loss(module):
+    return lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+
+  g_ours = jax.grad(loss(ours), argnums=(0, 1))(params, x)
+  g_ref = jax.grad(loss(ref), argnums=(0, 1))(params, x)
+  assert jax.tree.structure(g_ours) == jax.tree.structure(g_ref)
+  for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_ref)):  # bias, kernel, x.
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_gemm_path_equals_flax():
+  x = jax.random.normal(jax.random.key(0), (2, 5, 4, 6))
+  assert conv_method((1, 1, 6, 4), (1, 1), ((0, 0), (0, 0))) == 'gemm'
+  ours, ref = Conv(4, (1, 1), method='gemm', use_bias=False), nn.Conv(4, (1, 1), use_bias=False)
+  params = ref.init(jax.random.key(1), x)
+  np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-5)
+  gx = jax.grad(lambda x, m: jnp.sum(jnp.sin(m.apply(params, x))))
+  np.testing.assert_allclose(gx(x, ours), gx(x, ref), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_same_initialization_and_dtype_as_flax():
+  x = jnp.zeros((1, 6, 6, 3))
+  for kw in [{}, {'use_bias': False}, {'kernel_init': nn.initializers.zeros},
+             {'strides': (2, 2), 'kernel_size': (4, 4)}]:
+    a = Conv(8, **{'kernel_size': (3, 3), **kw}).init(jax.random.key(0), x)
+    b = nn.Conv(8, **{'kernel_size': (3, 3), **kw}).init(jax.random.key(0), x)
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+      np.testing.assert_array_equal(u, v)
+  params = nn.Conv(8, (3, 3)).init(jax.random.key(0), x)
+  y = Conv(8, (3, 3), dtype=jnp.bfloat16).apply(params, x)
+  assert y.dtype == nn.Conv(8, (3, 3), dtype=jnp.bfloat16).apply(params, x).dtype == jnp.bfloat16
+
+
+def test_conv_auto_names_match_flax():
+  class Net(nn.Module):
+    conv: type
+
+    @nn.compact
+    def __call__(self, x):
+      return self.conv(4, (3, 3))(self.conv(4, (1, 1))(x))
+
+  x = jnp.zeros((1, 4, 4, 2))
+  a, b = Net(Conv).init(jax.random.key(0), x), Net(nn.Conv).init(jax.random.key(0), x)
+  assert jax.tree.map(jnp.shape, a) == jax.tree.map(jnp.shape, b)
+
+
+@pytest.mark.parametrize('kwargs,shape,match', [
+    ({'padding': 'CIRCULAR'}, (1, 5, 5, 2), 'padding'),
+    ({'padding': 'REFLECT'}, (1, 5, 5, 2), 'padding'),
+    ({'kernel_size': (3,)}, (1, 5, 2), '2-D'),
+    ({'kernel_size': (3, 3, 3)}, (1, 5, 5, 5, 2), '2-D'),
+    ({}, (5, 5, 2), 'NHWC'),
+    ({'method': 'winograd'}, (1, 5, 5, 2), 'method'),
+    ({'kernel_size': (3, 3), 'method': 'gemm'}, (1, 5, 5, 2), 'gemm'),
+])
+def test_conv_rejects_unsupported(kwargs, shape, match):
+  with pytest.raises(ValueError, match=match):
+    Conv(4, **{'kernel_size': (3, 3), **kwargs}).init(jax.random.key(0), jnp.zeros(shape))
+
+
+def test_conv_rejects_unsupported_flax_arguments():
+  with pytest.raises(TypeError):
+    Conv(4, (3, 3), kernel_dilation=(2, 2))  # pylint: disable=unexpected-keyword-arg
+  with pytest.raises(TypeError):
+    Conv(4, (3, 3), feature_group_count=2)  # pylint: disable=unexpected-keyword-arg

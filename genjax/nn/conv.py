@@ -4,9 +4,13 @@ Why: XLA's CPU backend computes the gradients of a strided transposed
 convolution (an input-dilated convolution) through a slow generic path, 5 to
 10 times slower than the forward pass. Written as one matrix product followed
 by shifted adds, the same layer differentiates into matrix products, which
-XLA runs fast. Parameters have flax's names, shapes and initializers, so the
-modules are drop-in replacements (tests/test_nn_conv.py proves the outputs
-and gradients equal).
+XLA runs fast. Likewise `Conv` computes a 1x1 convolution as a matrix
+product and a strided one with few input channels as im2col + one matrix
+product, whose gradients XLA runs faster than those of its own convolution
+(experiments/benchmarks/conv_shapes.py measures each layer shape); other
+convolutions stay `lax.conv_general_dilated`. Parameters have flax's names,
+shapes and initializers, so the modules are drop-in replacements
+(tests/test_nn_conv.py proves the outputs and gradients equal).
 """
 from __future__ import annotations
 
@@ -88,3 +92,128 @@ class ConvTranspose(nn.Module):
     if self.use_bias:
       y = y + self.param('bias', self.bias_init, (self.features,), jnp.float32).astype(x.dtype)
     return y
+
+
+
+# ------------------------------------------------------------------------------------------------
+# Conv: flax.linen.Conv (2-D, NHWC/HWIO) with the formulation that XLA:CPU differentiates fastest.
+
+_DN = ('NHWC', 'HWIO', 'NHWC')
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _tap_views(x: jax.Array, kh: int, kw: int, strides, pads: Pads) -> list[jax.Array]:
+  """The kh*kw strided views of the padded x that meet kernel tap (i, j): [B, Ho, Wo, C] each."""
+  b, h, w, c = x.shape
+  sh, sw = strides
+  ho, wo = (h + sum(pads[0]) - kh) // sh + 1, (w + sum(pads[1]) - kw) // sw + 1
+  xp = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)])
+  return [lax.slice(xp, (0, i, j, 0), (b, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, c),
+                    (1, sh, sw, 1)) for i in range(kh) for j in range(kw)]
+
+
+def conv_method(kernel_shape: Sequence[int], strides: Sequence[int], pads: Pads) -> str:
+  """Which formulation `conv2d` uses: 'gemm', 'im2col' or 'lax' (measured, README of benchmarks).
+
+  On XLA:CPU (jax 0.10) the weight gradient of `lax.conv_general_dilated` runs 2-5x slower
+  than its forward pass. A 1x1 convolution is a plain matrix product, and so are its
+  gradients (5x faster than lax's for the U-Net's skip convs). A strided convolution with few
+  input channels is faster as im2col (the kh*kw strided views concatenated) and one matrix
+  product. Everywhere else the slicing and small-K matrix products cost more than they save,
+  and lax's convolution stays.
+  """
+  kh, kw, c_in, _ = kernel_shape
+  if kh == kw == 1 and tuple(strides) == (1, 1) and pads == ((0, 0), (0, 0)):
+    return 'gemm'
+  if max(strides) > 1 and c_in <= 32:
+    return 'im2col'
+  return 'lax'
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int], pads: Pads,
+           method: str | None = None) -> jax.Array:
+  """Equals `lax.conv_general_dilated(x, kernel, strides, pads)` in NHWC/HWIO.
+
+  Args:
+    x: [B, H, W, C_in].
+    kernel: [kh, kw, C_in, C_out].
+    strides: (sh, sw).
+    pads: ((lo_h, hi_h), (lo_w, hi_w)), explicit zero padding.
+    method: 'gemm' (1x1, stride 1, no padding), 'im2col' or 'lax'; None: `conv_method`.
+
+  Returns:
+    [B, Ho, Wo, C_out], Ho = (H + lo_h + hi_h - kh) // sh + 1 (likewise Wo).
+  """
+  strides = tuple(strides)
+  pads = tuple(tuple(p) for p in pads)
+  kh, kw, c_in, c_out = kernel.shape
+  method = method or conv_method(kernel.shape, strides, pads)
+  if method == 'gemm':
+    if kernel.shape[:2] != (1, 1) or strides != (1, 1) or pads != ((0, 0), (0, 0)):
+      raise ValueError('conv2d: method="gemm" needs a 1x1 kernel, stride 1 and no padding.')
+    return (x.reshape(-1, c_in) @ kernel.reshape(c_in, c_out)).reshape(*x.shape[:3], c_out)
+  if method == 'im2col':
+    views = _tap_views(x, kh, kw, strides, pads)
+    b, ho, wo, _ = views[0].shape
+    patches = jnp.concatenate(views, -1).reshape(-1, kh * kw * c_in)
+    return (patches @ kernel.reshape(-1, c_out)).reshape(b, ho, wo, c_out)
+  if method == 'lax':
+    return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_DN)
+  raise ValueError(f'conv2d: unknown method {method!r} (gemm, im2col, lax).')
+
+
+class Conv(nn.Module):
+  """`flax.linen.Conv` for 2-D NHWC inputs, computed by `conv2d` (same parameters and results).
+
+  The subset of flax's arguments that genjax's models use; parameter names, shapes,
+  dtypes and initializers are flax's, so checkpoints of `nn.Conv` models load unchanged.
+
+  Attributes:
+    features: C_out.
+    kernel_size: (kh, kw), or an int for a square kernel.
+    strides: (sh, sw), or an int; 1 by default.
+    padding: 'SAME', 'VALID', an int n (n on every side), a pair of ints (per axis) or
+      ((lo_h, hi_h), (lo_w, hi_w)). 'CIRCULAR', 'REFLECT', 'CAUSAL' are not supported.
+    use_bias: add a bias.
+    dtype: computation dtype (None: promote the input's and parameters' dtypes, as flax).
+    param_dtype: parameter dtype.
+    kernel_init, bias_init: as flax's defaults.
+    method: force a formulation of `conv2d` ('gemm', 'im2col', 'lax'); None picks the fastest.
+  """
+  features: int
+  kernel_size: int | Sequence[int] = (3, 3)
+  strides: int | Sequence[int] = 1
+  padding: str | int | Sequence[int] | Sequence[tuple[int, int]] = 'SAME'
+  use_bias: bool = True
+  dtype: jnp.dtype | None = None
+  param_dtype: jnp.dtype = jnp.float32
+  kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  method: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[B, H, W, C_in] -> [B, Ho, Wo, features]."""
+    ks = (self.kernel_size,) * 2 if isinstance(self.kernel_size, int) else tuple(self.kernel_size)
+    st = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides)
+    if len(ks) != 2 or len(st) != 2:
+      raise ValueError(f'genjax.nn.conv.Conv is 2-D only: kernel_size={self.kernel_size}, '
+                       f'strides={self.strides}; use flax.linen.Conv for other ranks.')
+    if x.ndim != 4:
+      raise ValueError(f'genjax.nn.conv.Conv needs NHWC inputs [B, H, W, C], got shape {x.shape}.')
+    padding = nn.linear.canonicalize_padding(self.padding, 2)
+    if isinstance(padding, str):
+      if padding not in ('SAME', 'VALID'):
+        raise ValueError(f'genjax.nn.conv.Conv supports padding SAME, VALID or explicit ints, '
+                         f'not {padding!r}; use flax.linen.Conv.')
+      pads = tuple(lax.padtype_to_pads(x.shape[1:3], ks, st, padding))
+    else:
+      pads = tuple(padding)
+    pads = tuple((int(lo), int(hi)) for lo, hi in pads)
+    kernel = self.param('kernel', self.kernel_init, (*ks, x.shape[-1], self.features),
+                        self.param_dtype)
+    bias = (self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+            if self.use_bias else None)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = conv2d(x, kernel, st, pads, self.method)
+    return y if bias is None else y + bias
