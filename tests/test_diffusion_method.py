@@ -108,4 +108,4 @@ def test_bits_per_dim_is_reported_on_the_test_images(load):
   result = method.evaluate(_init(method), ctx)
   assert result['bits_per_dim_num_examples'] == 4 and result['bits_per_dim_timesteps'] == 20
   assert 0.0 < result['bits_per_dim'] < 50.0
-  assert result['nfe'] == 4 and result['sampler'] == 'dpmpp_2m'
+  assert result['nfe'] == 4 and result['sampler'] == config.sample.sampler

@@ -41,6 +41,7 @@ def test_smoke_variant_trains_evaluates_and_writes_outputs(path, tmp_path, monke
     state = loop.train(config, str(tmp_path))
   else:  # Online data sets (cifar10, celeb_a, mnist): TFDS's mock data, as on an online machine.
     monkeypatch.setattr(sources, '_check_online', lambda: None)
+    config.data.download = True  # as an online user would; the mock makes the download a no-op
     with tfds.testing.mock_data(num_examples=64):
       state = loop.train(config, str(tmp_path))
   assert int(state.step) == 2
