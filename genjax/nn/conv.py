@@ -5,8 +5,8 @@ convolution (an input-dilated convolution) through a slow generic path, 5 to
 10 times slower than the forward pass. Written as one matrix product followed
 by shifted adds, the same layer differentiates into matrix products, which
 XLA runs fast. Likewise `Conv` computes a 1x1 convolution as a matrix
-product and a strided one with few input channels as im2col + one matrix
-product, whose gradients XLA runs faster than those of its own convolution
+product, whose gradients XLA runs 2-5x faster than those of its own
+convolution
 (experiments/benchmarks/conv_shapes.py measures each layer shape); other
 convolutions stay `lax.conv_general_dilated`. Parameters have flax's names,
 shapes and initializers, so the modules are drop-in replacements
@@ -117,16 +117,15 @@ def conv_method(kernel_shape: Sequence[int], strides: Sequence[int], pads: Pads)
 
   On XLA:CPU (jax 0.10) the weight gradient of `lax.conv_general_dilated` runs 2-5x slower
   than its forward pass. A 1x1 convolution is a plain matrix product, and so are its
-  gradients (5x faster than lax's for the U-Net's skip convs). A strided convolution with few
-  input channels is faster as im2col (the kh*kw strided views concatenated) and one matrix
-  product. Everywhere else the slicing and small-K matrix products cost more than they save,
-  and lax's convolution stays.
+  gradients (2-5x faster than lax's for the U-Net's skip convs). im2col (the kh*kw strided
+  views concatenated, then one matrix product) wins on some strided layers alone (the VAE's
+  14x14 32->64 stride 2) but not in a whole train step (VAE 0.96x, DCGAN 1.00x), and on 3x3
+  stride-1 layers XLA's slicing and small-K matrix products cost more than they save: there
+  lax's convolution stays. `method='im2col'` forces it.
   """
-  kh, kw, c_in, _ = kernel_shape
+  kh, kw = kernel_shape[:2]
   if kh == kw == 1 and tuple(strides) == (1, 1) and pads == ((0, 0), (0, 0)):
     return 'gemm'
-  if max(strides) > 1 and c_in <= 32:
-    return 'im2col'
   return 'lax'
 
 

@@ -1,0 +1,50 @@
+"""genjax alone, A/B in one process: train steps with every Conv on lax's convolution
+(what flax.linen.Conv computes) against the same steps with genjax.nn.conv's chosen formulations.
+
+Usage: python experiments/benchmarks/conv_ab.py [--models=classifier,vae] [--rounds=3]
+
+Both steps are traced from the same model; `conv_method` is forced to 'lax' while the A step
+traces. Blocks of A and B steps alternate (order flipped every round), so a shared machine's
+load hits both alike; the speedup is the median over rounds of (B img/s) / (A img/s).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import run as bench  # noqa: E402
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument('--models', default=','.join(bench.MODELS))
+  p.add_argument('--batch', type=int, default=128)
+  p.add_argument('--rounds', type=int, default=3)
+  p.add_argument('--target_s', type=float, default=1.5)
+  args = p.parse_args()
+  import jax
+  from genjax.nn import conv
+  chosen = conv.conv_method
+  print('| model | lax conv img/s | genjax.nn.conv img/s | speedup (min-max) |')
+  print('|---|---|---|---|')
+  for name in args.models.split(','):
+    conv.conv_method = lambda *a: 'lax'
+    run_a, step_a, batch, holder_a, _, _ = bench.build_genjax(name, args.batch)
+    step_a.lower(holder_a['state'], batch).compile()
+    run_a(1)
+    conv.conv_method = chosen
+    run_b, step_b, _, holder_b, _, _ = bench.build_genjax(name, args.batch)
+    run_b(1)
+    out = bench.compare(run_b, run_a, args.batch, args.rounds, args.target_s)
+    print(f'| {name} train | {out["torch_img_s"]:.0f} | {out["genjax_img_s"]:.0f} | '
+          f'**{out["ratio"]:.2f}** ({out["ratio_min"]:.2f}-{out["ratio_max"]:.2f}) |', flush=True)
+    del run_a, run_b, step_a, step_b, holder_a, holder_b
+    jax.clear_caches()
+
+
+if __name__ == '__main__':
+  main()
