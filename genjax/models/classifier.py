@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from genjax.nn.conv import Conv
+
 
 class CNNClassifier(nn.Module):
   """Conv blocks (3x3 conv, ReLU, 2x2 max-pool), a dense feature layer and a linear head.
@@ -29,7 +31,7 @@ class CNNClassifier(nn.Module):
   dropout: float = 0.0
 
   def setup(self):
-    self.convs = [nn.Conv(c, (3, 3), name=f'conv{i + 1}') for i, c in enumerate(self.channels)]
+    self.convs = [Conv(c, (3, 3), name=f'conv{i + 1}') for i, c in enumerate(self.channels)]
     self.feature = nn.Dense(self.feature_dim, name='feature')
     self.head = nn.Dense(self.num_classes, name='head')
     self.drop = nn.Dropout(self.dropout)

@@ -38,7 +38,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from genjax.nn.conv import ConvTranspose
+from genjax.nn.conv import Conv, ConvTranspose
 
 # DCGAN's initialisation (Radford et al. 2016, sec. 4): weights ~ N(0, 0.02).
 _DCGAN_INIT = nn.initializers.normal(0.02)
@@ -177,7 +177,7 @@ class DCGANDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = False):
     for i, ch in enumerate(self.channels):
-      x = nn.Conv(ch, (4, 4), (2, 2), kernel_init=_DCGAN_INIT, name=f'conv{i}')(x)
+      x = Conv(ch, (4, 4), (2, 2), kernel_init=_DCGAN_INIT, name=f'conv{i}')(x)
       if i:
         x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                          name=f'bn{i}')(x)

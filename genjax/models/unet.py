@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from genjax.nn.blocks import Downsample, ResBlock, SelfAttention, Upsample, _norm, sinusoidal_embedding
+from genjax.nn.conv import Conv
 
 
 class UNet(nn.Module):
@@ -67,7 +68,7 @@ class UNet(nn.Module):
       raise ValueError(f'Image side {height}x{width} must divide by model.patch_size={p}.')
     if p > 1:
       x = space_to_depth(x, p)
-    h = nn.Conv(ch, (3, 3), name='stem')(x)
+    h = Conv(ch, (3, 3), name='stem')(x)
     skips = [h]
     for level, width in enumerate(self.channels):
       for _ in range(self.num_res_blocks):
@@ -90,7 +91,7 @@ class UNet(nn.Module):
         # Odd sides (7 -> 4 -> 8) come back one pixel too large: crop to the skip's size.
         h = h[:, :skips[-1].shape[1], :skips[-1].shape[2]]
     h = nn.silu(_norm(h.shape[-1])(h))
-    out = nn.Conv(self.out_channels * p * p, (3, 3), name='head', kernel_init=nn.initializers.zeros)(h)
+    out = Conv(self.out_channels * p * p, (3, 3), name='head', kernel_init=nn.initializers.zeros)(h)
     return depth_to_space(out, p) if p > 1 else out
 
 

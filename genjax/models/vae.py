@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from genjax.nn.conv import ConvTranspose
+from genjax.nn.conv import Conv, ConvTranspose
 
 
 class Encoder(nn.Module):
@@ -27,7 +27,7 @@ class Encoder(nn.Module):
   @nn.compact
   def __call__(self, x, labels=None):
     for c in self.channels:
-      x = nn.relu(nn.Conv(c, (3, 3), strides=(2, 2))(x))
+      x = nn.relu(Conv(c, (3, 3), strides=(2, 2))(x))
     h = x.reshape(x.shape[0], -1)
     if self.num_classes:
       h = jnp.concatenate([h, jax.nn.one_hot(labels, self.num_classes)], -1)

@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from genjax.nn.conv import Conv
+
 
 def sinusoidal_embedding(t: jax.Array, dim: int, max_period: float = 10_000.0) -> jax.Array:
   """Transformer-style embedding of (continuous) noise labels.
@@ -57,13 +59,13 @@ class ResBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, emb: jax.Array, *, train: bool) -> jax.Array:
     """x [B, H, W, C], emb [B, E] -> [B, H, W, features]."""
-    h = nn.Conv(self.features, (3, 3))(nn.silu(_norm(x.shape[-1])(x)))
+    h = Conv(self.features, (3, 3))(nn.silu(_norm(x.shape[-1])(x)))
     h = h + nn.Dense(self.features)(nn.silu(emb))[:, None, None, :]
     h = nn.silu(_norm(self.features)(h))
     h = nn.Dropout(self.dropout)(h, deterministic=not train)
-    h = nn.Conv(self.features, (3, 3), kernel_init=nn.initializers.zeros)(h)
+    h = Conv(self.features, (3, 3), kernel_init=nn.initializers.zeros)(h)
     if x.shape[-1] != self.features:
-      x = nn.Conv(self.features, (1, 1), name='skip')(x)
+      x = Conv(self.features, (1, 1), name='skip')(x)
     return x + h
 
 
@@ -91,7 +93,7 @@ class Downsample(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    return nn.Conv(x.shape[-1], (3, 3), strides=(2, 2))(x)
+    return Conv(x.shape[-1], (3, 3), strides=(2, 2))(x)
 
 
 class Upsample(nn.Module):
@@ -99,4 +101,4 @@ class Upsample(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    return nn.Conv(x.shape[-1], (3, 3))(upsample_nearest(x, 2))
+    return Conv(x.shape[-1], (3, 3))(upsample_nearest(x, 2))
