@@ -45,6 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
       mapping_layers=8,  # StyleGAN mapping network depth.
       mapping_lr_mult=0.01,  # StyleGAN mapping network learning-rate multiplier.
       style_mode='modulated',  # StyleGAN: modulated (StyleGAN2, demodulation) | adain (StyleGAN).
+      mbstd_group=4,  # StyleGAN discriminator: minibatch-stddev group size.
       # Diffusion U-Net (model.channels: width per resolution level).
       num_res_blocks=2,
       attention_resolutions=(7,),  # Sides H at which self-attention follows the blocks.
@@ -69,6 +70,7 @@ def get_config() -> ml_collections.ConfigDict:
       d_b1=config_dict.placeholder(float),  # None: optim.b1.
       d_b2=config_dict.placeholder(float),  # None: optim.b2.
       r1_gamma=0.0,  # R1 weight gamma (penalty gamma / 2 E||grad D(x)||^2); 0: off.
+      diff_augment='',  # DiffAugment policy for D's inputs: e.g. 'translation,cutout'; '': off.
       r1_every=16,  # Lazy R1: every k steps, weighted by k (StyleGAN2).
       style_mixing_prob=0.9,  # StyleGAN: fraction of fakes with two ws and a crossover.
       w_avg_beta=0.995,  # StyleGAN: decay of the tracked average of w.

@@ -20,7 +20,9 @@ One jitted step does, in order (Goodfellow et al. 2014, alg. 1, k = 1):
 3. a generator update through the *updated* discriminator, on the same fakes
    (as PyTorch's DCGAN example does), pulled back with the stored VJP, so the
    generator runs forward once per step.
-Each loss is differentiated with respect to its own network only, which is
+With `method.diff_augment` (DiffAugment), D sees every image, real or fake,
+through the same random differentiable transformations, in both losses and
+in R1. Each loss is differentiated with respect to its own network only, which is
 all the seed's `trainable=False` was trying to do. The metrics' 'loss' is
 d_loss + g_loss, and is NaN whenever a loss, a gradient norm or the R1 value
 is not finite, so the loop's fail-loud check sees every non-finite quantity.
@@ -37,7 +39,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from genjax.methods import gan_losses, sampling
+from genjax.methods import gan_augment, gan_losses, sampling
 from genjax.methods.api import EvalContext, Method
 from genjax.metrics import extractors
 from genjax.models import gan as gan_models
@@ -80,7 +82,7 @@ def make_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
       raise ValueError(f'model.style_mode={m.style_mode!r}; accepted: {stylegan.STYLE_MODES}.')
     return (stylegan.StyleGenerator(image_shape, tuple(m.gen_channels), m.w_dim, m.mapping_layers,
                                     m.mapping_lr_mult, k, m.style_mode),
-            stylegan.StyleDiscriminator(tuple(m.disc_channels), k))
+            stylegan.StyleDiscriminator(tuple(m.disc_channels), k, m.mbstd_group))
   raise ValueError(f'method.name=gan takes model.name in {MODELS}, got {m.name!r}.')
 
 
@@ -123,6 +125,11 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
   noise_shapes = stylegan.noise_shapes(image_shape) if style else []
   monitor = (extractors.get_extractor(mc.monitor_classifier) if mc.monitor_classifier else None)
   psi = float(mc.truncation_psi)
+  policy = gan_augment.parse_policy(mc.diff_augment)
+
+  def augment(images, rng, i):
+    """DiffAugment of what D sees (the identity without a policy); i picks the draw."""
+    return gan_augment.diff_augment(images, jax.random.fold_in(rng, i), policy)
   if g_bn and config.train.ema_decay is not None and not mc.standing_stats_size:
     raise ValueError('An EMA generator with BatchNorm needs method.standing_stats_size > 0: the '
                      'running averages in the state belong to the live generator, not its EMA.')
@@ -223,6 +230,7 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
     labels = labels_of(batch)
     b = real.shape[0]
     in_rng, d_rng, dr_rng, g_rng = jax.random.split(rng, 4)
+    aug_rng = jax.random.fold_in(rng, 101)  # Apart from the four above: old runs keep their draws.
     g_params, d_params = state.params['generator'], state.params['discriminator']
     stats = state.extras.get('batch_stats', {'generator': {}, 'discriminator': {}})
     inputs = draw_inputs(jax.random.split(in_rng, b), mixing=style)
@@ -236,8 +244,8 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
 
     # 2. Discriminator update on real and (constant) fakes.
     def d_loss_fn(p):
-      real_logits, s = discriminate(p, stats['discriminator'], real, labels, d_rng)
-      fake_logits, s = discriminate(p, s, fake, labels, dr_rng)
+      real_logits, s = discriminate(p, stats['discriminator'], augment(real, aug_rng, 0), labels, d_rng)
+      fake_logits, s = discriminate(p, s, augment(fake, aug_rng, 1), labels, dr_rng)
       return loss.d_loss(real_logits, fake_logits), (real_logits, fake_logits, s)
 
     (d_loss, (real_logits, fake_logits, d_stats)), d_grads = jax.value_and_grad(
@@ -246,7 +254,8 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
     if mc.r1_gamma:
       def r1_fn(p):
         return gan_losses.r1_penalty(
-            lambda x: discriminate(p, stats['discriminator'], x, labels, d_rng)[0], real)
+            lambda x: discriminate(p, stats['discriminator'], augment(x, aug_rng, 0), labels,
+                                   d_rng)[0], real)
 
       def with_r1(p):  # Lazy R1: weight gamma / 2 times the interval (StyleGAN2, sec. B).
         r1, grads = jax.value_and_grad(r1_fn)(p)
@@ -263,7 +272,7 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
 
     # 3. Generator update through the updated discriminator, pulled back by the VJP.
     def g_loss_fn(x):
-      logits, _ = discriminate(d_params, d_stats, x, labels, g_rng)
+      logits, _ = discriminate(d_params, d_stats, augment(x, aug_rng, 2), labels, g_rng)
       return loss.g_loss(logits)
 
     g_loss, d_fake_grad = jax.value_and_grad(g_loss_fn)(fake)
