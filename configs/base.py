@@ -70,6 +70,7 @@ def get_config() -> ml_collections.ConfigDict:
       d_b1=config_dict.placeholder(float),  # None: optim.b1.
       d_b2=config_dict.placeholder(float),  # None: optim.b2.
       r1_gamma=0.0,  # R1 weight gamma (penalty gamma / 2 E||grad D(x)||^2); 0: off.
+      g_first=False,  # G's update first, then D's on fresh fakes (StyleGAN2); False: D first.
       diff_augment='',  # DiffAugment policy for D's inputs: e.g. 'translation,cutout'; '': off.
       r1_every=16,  # Lazy R1: every k steps, weighted by k (StyleGAN2).
       style_mixing_prob=0.9,  # StyleGAN: fraction of fakes with two ws and a crossover.

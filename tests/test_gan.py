@@ -148,11 +148,8 @@ def _load(spec, **overrides):
   return config
 
 
-@pytest.fixture(scope='module')
-def stepped():
-  """One D+G step of a tiny conditional 16x16 DCGAN, traced with spying optimizers."""
-  config = _load('dcgan_mnist.py:smoke', model__gen_channels=(8, 4), model__disc_channels=(4, 8),
-                 model__conditional=True, train__ema_decay=0.9, train__ema_warmup=False)
+def _spied_step(config):
+  """One step of `config`'s GAN with spying optimizers: (method, state0, state1, metrics, calls)."""
   batch = {'image': jax.random.uniform(jax.random.key(0), (8, 16, 16, 1), minval=-1, maxval=1),
            'label': jnp.arange(8, dtype=jnp.int32) % 10}
   calls = []
@@ -177,6 +174,32 @@ def stepped():
   state1, metrics = step(state0, batch, jax.random.key(2))
   return dict(config=config, batch=batch, method=method, state0=state0, state1=state1,
               metrics=metrics, calls=calls, step=step)
+
+
+def _tiny_cdcgan(**overrides):
+  return _load('dcgan_mnist.py:smoke', model__gen_channels=(8, 4), model__disc_channels=(4, 8),
+               model__conditional=True, train__ema_decay=0.9, train__ema_warmup=False, **overrides)
+
+
+@pytest.fixture(scope='module')
+def stepped():
+  """One D+G step of a tiny conditional 16x16 DCGAN, traced with spying optimizers."""
+  return _spied_step(_tiny_cdcgan())
+
+
+def test_g_first_updates_g_through_the_current_d_then_d(stepped):
+  run = _spied_step(_tiny_cdcgan(method__g_first=True))
+  s0, s1 = run['state0'], run['state1']
+  assert run['calls'] == [('generator', jax.tree.structure(s0.params['generator'])),
+                          ('discriminator', jax.tree.structure(s0.params['discriminator']))]
+  for net in ('generator', 'discriminator'):
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), s0.params[net], s1.params[net])
+    assert all(jax.tree.leaves(changed)), net
+  # Same initial state, batch and key: G's loss through the not-yet-updated D differs from
+  # D-first's loss through the updated one.
+  jax.tree.map(np.testing.assert_array_equal, s0.params, stepped['state0'].params)
+  assert float(run['metrics']['g_loss']) != float(stepped['metrics']['g_loss'])
+  assert np.isfinite(float(run['metrics']['loss']))
 
 
 def test_one_step_updates_d_then_g_each_with_its_own_optimizer(stepped):

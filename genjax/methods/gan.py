@@ -20,6 +20,8 @@ One jitted step does, in order (Goodfellow et al. 2014, alg. 1, k = 1):
 3. a generator update through the *updated* discriminator, on the same fakes
    (as PyTorch's DCGAN example does), pulled back with the stored VJP, so the
    generator runs forward once per step.
+With `method.g_first` the order is StyleGAN2's instead: G's update through the
+current D, then D's on fresh fakes of the updated G (two generator passes).
 With `method.diff_augment` (DiffAugment), D sees every image, real or fake,
 through the same random differentiable transformations, in both losses and
 in R1. Each loss is differentiated with respect to its own network only, which is
@@ -233,52 +235,71 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
     aug_rng = jax.random.fold_in(rng, 101)  # Apart from the four above: old runs keep their draws.
     g_params, d_params = state.params['generator'], state.params['discriminator']
     stats = state.extras.get('batch_stats', {'generator': {}, 'discriminator': {}})
-    inputs = draw_inputs(jax.random.split(in_rng, b), mixing=style)
+    extras = dict(state.extras)
 
-    # 1. Fakes, with the generator's VJP kept for step 3.
-    def gen_fn(p):
+    def gen_fn(p, inputs):
       images, new_stats, w = generate(p, stats['generator'], inputs, labels, train=True)
       return images, (new_stats, w)
 
-    fake, g_vjp, (g_stats, w) = jax.vjp(gen_fn, g_params, has_aux=True)
-
-    # 2. Discriminator update on real and (constant) fakes.
-    def d_loss_fn(p):
-      real_logits, s = discriminate(p, stats['discriminator'], augment(real, aug_rng, 0), labels, d_rng)
-      fake_logits, s = discriminate(p, s, augment(fake, aug_rng, 1), labels, dr_rng)
-      return loss.d_loss(real_logits, fake_logits), (real_logits, fake_logits, s)
-
-    (d_loss, (real_logits, fake_logits, d_stats)), d_grads = jax.value_and_grad(
-        d_loss_fn, has_aux=True)(d_params)
-    extras = dict(state.extras)
-    if mc.r1_gamma:
-      def r1_fn(p):
-        return gan_losses.r1_penalty(
-            lambda x: discriminate(p, stats['discriminator'], augment(x, aug_rng, 0), labels,
-                                   d_rng)[0], real)
-
-      def with_r1(p):  # Lazy R1: weight gamma / 2 times the interval (StyleGAN2, sec. B).
-        r1, grads = jax.value_and_grad(r1_fn)(p)
-        return r1, jax.tree.map(lambda g: g * (0.5 * mc.r1_gamma * mc.r1_every), grads)
-
-      def without_r1(p):
-        return state.extras['r1'], jax.tree.map(jnp.zeros_like, p)
-
-      r1, r1_grads = jax.lax.cond(state.step % mc.r1_every == 0, with_r1, without_r1, d_params)
-      d_grads = jax.tree.map(jnp.add, d_grads, r1_grads)
-      extras['r1'] = r1
-    d_updates, d_opt = tx.discriminator.update(d_grads, state.opt_state['discriminator'], d_params)
-    d_params = optax.apply_updates(d_params, d_updates)
-
-    # 3. Generator update through the updated discriminator, pulled back by the VJP.
-    def g_loss_fn(x):
-      logits, _ = discriminate(d_params, d_stats, augment(x, aug_rng, 2), labels, g_rng)
+    def g_loss_of_fakes(d_p, d_stats, x):
+      logits, _ = discriminate(d_p, d_stats, augment(x, aug_rng, 2), labels, g_rng)
       return loss.g_loss(logits)
 
-    g_loss, d_fake_grad = jax.value_and_grad(g_loss_fn)(fake)
-    (g_grads,) = g_vjp(d_fake_grad)
-    g_updates, g_opt = tx.generator.update(g_grads, state.opt_state['generator'], g_params)
-    g_params = optax.apply_updates(g_params, g_updates)
+    def d_update(d_p, fake):
+      """D's update on real images and (constant) fakes, with lazy R1 when due."""
+      def d_loss_fn(p):
+        real_logits, s = discriminate(p, stats['discriminator'], augment(real, aug_rng, 0), labels,
+                                      d_rng)
+        fake_logits, s = discriminate(p, s, augment(fake, aug_rng, 1), labels, dr_rng)
+        return loss.d_loss(real_logits, fake_logits), (real_logits, fake_logits, s)
+
+      (d_loss, aux), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_p)
+      if mc.r1_gamma:
+        def r1_fn(p):
+          return gan_losses.r1_penalty(
+              lambda x: discriminate(p, stats['discriminator'], augment(x, aug_rng, 0), labels,
+                                     d_rng)[0], real)
+
+        def with_r1(p):  # Lazy R1: weight gamma / 2 times the interval (StyleGAN2, sec. B).
+          r1, grads = jax.value_and_grad(r1_fn)(p)
+          return r1, jax.tree.map(lambda g: g * (0.5 * mc.r1_gamma * mc.r1_every), grads)
+
+        def without_r1(p):
+          return state.extras['r1'], jax.tree.map(jnp.zeros_like, p)
+
+        r1, r1_grads = jax.lax.cond(state.step % mc.r1_every == 0, with_r1, without_r1, d_p)
+        d_grads = jax.tree.map(jnp.add, d_grads, r1_grads)
+        extras['r1'] = r1
+      d_updates, d_opt = tx.discriminator.update(d_grads, state.opt_state['discriminator'], d_p)
+      return optax.apply_updates(d_p, d_updates), d_opt, d_loss, d_grads, aux
+
+    def g_update(g_grads):
+      g_updates, g_opt = tx.generator.update(g_grads, state.opt_state['generator'], g_params)
+      return optax.apply_updates(g_params, g_updates), g_opt
+
+    inputs = draw_inputs(jax.random.split(in_rng, b), mixing=style)
+    if mc.g_first:
+      # StyleGAN2's order: G through the current D on its fakes, then D on fresh fakes of the
+      # updated G (one more generator forward pass per step).
+      def g_loss_fn(p):
+        fake, aux = gen_fn(p, inputs)
+        return g_loss_of_fakes(d_params, stats['discriminator'], fake), aux
+
+      (g_loss, (g_stats, w)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_params)
+      g_params, g_opt = g_update(g_grads)
+      fresh = draw_inputs(jax.random.split(jax.random.fold_in(in_rng, 1), b), mixing=style)
+      fake = jax.lax.stop_gradient(generate(g_params, g_stats, fresh, labels, train=True)[0])
+      d_params, d_opt, d_loss, d_grads, (real_logits, fake_logits, d_stats) = d_update(d_params, fake)
+    else:
+      # 1. Fakes, with the generator's VJP kept for step 3.
+      fake, g_vjp, (g_stats, w) = jax.vjp(lambda p: gen_fn(p, inputs), g_params, has_aux=True)
+      # 2. Discriminator update on real and (constant) fakes.
+      d_params, d_opt, d_loss, d_grads, (real_logits, fake_logits, d_stats) = d_update(d_params, fake)
+      # 3. Generator update through the updated discriminator, pulled back by the VJP.
+      g_loss, d_fake_grad = jax.value_and_grad(
+          lambda x: g_loss_of_fakes(d_params, d_stats, x))(fake)
+      (g_grads,) = g_vjp(d_fake_grad)
+      g_params, g_opt = g_update(g_grads)
 
     if g_bn:
       extras['batch_stats'] = {'generator': g_stats, 'discriminator': d_stats}
