@@ -60,3 +60,16 @@ def test_eval_writes_metrics_with_their_provenance(cvae_run):
               'floor_split', 'step'):
     assert key in result, key
   assert result['feature_extractor_sha256'].startswith('fb547d0e')
+
+
+def test_a_run_written_before_a_config_key_existed_still_loads(tmp_path):
+  from genjax.main import _workdir_config
+  saved = {'seed': 3, 'model': {'name': 'stylegan', 'disc_channels': [8, 8]},
+           'method': {'name': 'gan', 'r1_gamma': 0.5}}
+  (tmp_path / 'config.json').write_text(json.dumps(saved))
+  config = _workdir_config(str(tmp_path))
+  assert config.seed == 3 and config.method.r1_gamma == 0.5  # Saved values win,
+  assert list(config.model.disc_channels) == [8, 8]
+  assert config.model.mbstd_group == 4 and config.method.diff_augment == ''  # later keys default.
+  with pytest.raises(AttributeError):
+    config.model.not_a_key  # pylint: disable=pointless-statement
