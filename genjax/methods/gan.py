@@ -132,6 +132,7 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
   def augment(images, rng, i):
     """DiffAugment of what D sees (the identity without a policy); i picks the draw."""
     return gan_augment.diff_augment(images, jax.random.fold_in(rng, i), policy)
+
   if g_bn and config.train.ema_decay is not None and not mc.standing_stats_size:
     raise ValueError('An EMA generator with BatchNorm needs method.standing_stats_size > 0: the '
                      'running averages in the state belong to the live generator, not its EMA.')
