@@ -11,7 +11,11 @@ residual discriminator with minibatch stddev. Style mixing on 90% of the
 fakes, w_avg tracked with beta 0.995 for truncation, EMA generator, lazy R1
 every 16 steps, Adam 2e-3 with betas (0, 0.99) as in StyleGAN2.
 Pictures: samples, style mixing, truncation sweep, interpolation in z and w.
-Measured figures: RESULTS.md (GAN family).
+Measured figures: RESULTS.md (GAN family). On mnist5k this config, and every
+variant tried so far (DiffAugment via method.diff_augment, StyleGAN2's update
+order via method.g_first, model.mbstd_group 32, two time-scale Adam, half
+width), mode-collapses within about 1,000 steps; diagnose a run with
+experiments/gan_mnist/diagnose_stylegan.py.
 """
 from configs import base
 
