@@ -20,6 +20,7 @@ import numpy as np
 from genjax import data
 from genjax.main import _workdir_config
 from genjax.methods import gan
+from genjax.models import stylegan
 from genjax.train import run as run_lib
 
 LAYERS = ('b4_conv', 'b8_conv0', 'b16_conv1', 'b32_conv1', 'b32_torgb')
@@ -55,7 +56,6 @@ def main():
   image_shape = run.example['image'].shape[1:]
   generator, discriminator = gan.make_networks(config, image_shape)
   z = jax.random.normal(jax.random.key(0), (args.num, config.model.latent_dim))
-  from genjax.models import stylegan  # pylint: disable=g-import-not-at-top
   noise = [jnp.zeros((args.num,) + s) for s in stylegan.noise_shapes(image_shape)]
   fresh = generator.init(jax.random.key(config.seed), z, None, noise)['params']
   report_generator('init', generator, fresh, z, noise)
