@@ -86,6 +86,11 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   path, _, variant = spec.partition(':')
   if not os.path.isfile(path):
     raise ConfigError(f'Config file {path!r} not found.')
+  return _config_module(path).get_config(variant or None)
+
+
+def _config_module(path: str):
+  """Executes a config file (which may import `configs.base`) and returns its module."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
   if root not in sys.path:  # Config files import `configs.base`.
     sys.path.insert(0, root)
@@ -93,4 +98,34 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
       f'_genjax_config_{os.path.basename(path)[:-3]}', path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
-  return module.get_config(variant or None)
+  return module
+
+
+_BASE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs',
+                     'base.py')
+
+
+def with_defaults(saved: dict) -> ml_collections.ConfigDict:
+  """A run's saved config (a dict from its config.json), locked, with every key that
+  `configs/base.py` has and `saved` lacks filled in with its default.
+
+  Options added after a run was written default to the old behaviour, so older runs
+  still resume, sample and evaluate. Without the repository's configs/ (an installed
+  package), `saved` is returned as it is.
+  """
+  merged = _merge(_config_module(_BASE).get_config().to_dict(), saved) if os.path.isfile(
+      _BASE) else saved
+  config = ml_collections.ConfigDict(merged)
+  config.lock()
+  return config
+
+
+def _merge(defaults: dict, saved: dict) -> dict:
+  """`saved` with the keys only `defaults` has filled in, recursively."""
+  out = dict(saved)
+  for key, value in defaults.items():
+    if key not in out:
+      out[key] = value
+    elif isinstance(value, dict) and isinstance(out[key], dict):
+      out[key] = _merge(value, out[key])
+  return out

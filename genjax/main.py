@@ -56,45 +56,15 @@ def _init_distributed() -> None:
 
 
 def _workdir_config(workdir: str):
-  """The resolved config a training run wrote into its workdir.
-
-  Keys added to `configs/base.py` after the run was written take their defaults
-  (which keep the old behaviour), so older runs still resume, sample and evaluate.
-  """
-  import ml_collections  # pylint: disable=g-import-not-at-top
+  """The resolved config a training run wrote into its workdir (see `config.with_defaults`)."""
+  from genjax import config as config_lib  # pylint: disable=g-import-not-at-top
 
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
     raise app.UsageError(f'{path} not found: --workdir must be a genjax training run '
                          '(or pass --config).')
   with open(path) as f:
-    saved = json.load(f)
-  base = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs',
-                      'base.py')
-  if not os.path.isfile(base):  # An installed package without the repository's configs/.
-    config = ml_collections.ConfigDict(saved)
-    config.lock()
-    return config
-  import importlib.util  # pylint: disable=g-import-not-at-top
-
-  spec = importlib.util.spec_from_file_location('_genjax_config_base_defaults', base)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  defaults = module.get_config().to_dict()
-  config = ml_collections.ConfigDict(_merge(defaults, saved))
-  config.lock()
-  return config
-
-
-def _merge(defaults: dict, saved: dict) -> dict:
-  """`saved` with the keys only `defaults` has filled in, recursively."""
-  out = dict(saved)
-  for key, value in defaults.items():
-    if key not in out:
-      out[key] = value
-    elif isinstance(value, dict) and isinstance(out[key], dict):
-      out[key] = _merge(value, out[key])
-  return out
+    return config_lib.with_defaults(json.load(f))
 
 
 def _run_train(config, workdir: str) -> None:
