@@ -265,3 +265,38 @@ def test_non_finite_training_stops_the_loop(load, tmp_path):
   config = load('gan_mnist.py:smoke', optim__lr=1e30, train__num_steps=4)
   with pytest.raises(loop.NonFiniteLossError, match='at step'):
     loop.train(config, str(tmp_path))
+
+
+def test_pack_for_discriminator_concatenates_consecutive_samples():
+  images = jnp.arange(6 * 2 * 2 * 3, dtype=jnp.float32).reshape(6, 2, 2, 3)
+  labels = jnp.arange(6)
+  packed, packed_labels = gan.pack_for_discriminator(images, labels, 3)
+  assert packed.shape == (2, 2, 2, 9)
+  for p in range(2):
+    for j in range(3):  # Channels [3j, 3j + 3) of pack p are sample 3p + j.
+      np.testing.assert_array_equal(packed[p, ..., 3 * j:3 * j + 3], images[3 * p + j])
+  np.testing.assert_array_equal(packed_labels, [[0, 1, 2], [3, 4, 5]])
+  same, same_labels = gan.pack_for_discriminator(images, labels, 1)
+  assert same is images and same_labels is labels
+  assert gan.pack_for_discriminator(images, None, 2)[1] is None
+  with pytest.raises(ValueError, match='d_pack=4 must divide the batch of 6'):
+    gan.pack_for_discriminator(images, labels, 4)
+
+
+def test_packed_conditional_dcgan_step():
+  run = _spied_step(_tiny_cdcgan(method__d_pack=2))
+  d0 = run['state0'].params['discriminator']
+  first = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(d0)
+           if leaf.ndim == 4][0]
+  assert first.shape[2] == 2  # The first conv reads packs of two grayscale samples.
+  assert np.isfinite(float(run['metrics']['loss']))
+  phi = jax.random.normal(jax.random.key(0), (3, 5))
+  head = gan_models.ProjectionHead(10)
+  params = head.init(jax.random.key(1), phi, jnp.zeros((3,), jnp.int32))
+  pairs = jnp.array([[1, 2], [3, 3], [0, 9]])
+  bias_only = phi @ params['params']['out']['kernel'][:, 0] + params['params']['out']['bias'][0]
+  np.testing.assert_allclose(head.apply(params, phi, pairs),
+                             head.apply(params, phi, pairs[:, 0]) + head.apply(params, phi, pairs[:, 1])
+                             - bias_only, rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match='d_pack=0 must be >= 1'):
+    gan.make(_tiny_cdcgan(method__d_pack=0), (16, 16, 1))

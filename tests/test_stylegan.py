@@ -180,3 +180,30 @@ def test_stylegan_shapes_and_adain_mode():
   w = mapping.apply(mapping.init(jax.random.key(0), z64), z64)
   assert 0.2 < float(jnp.std(w)) < 5.0
   assert math.isclose(float(sg.lrelu(jnp.array(-1.0))), -0.2 * math.sqrt(2), rel_tol=1e-6)
+
+
+def test_packed_discriminator_step_and_projection_sums_members():
+  """PacGAN (method.d_pack=2) on a conditional StyleGAN: D reads 2-channel packs of 2 samples,
+  and a pack's projection term is the sum of its members' terms."""
+  config = _load('cstylegan_mnist.py:smoke', model__gen_channels=(8, 8, 8),
+                 model__disc_channels=(8, 8, 8), model__mapping_layers=2, method__r1_every=1,
+                 method__d_pack=2, method__monitor_classifier=None)
+  method = gan.make(config, (16, 16, 1))
+  batch = {'image': jax.random.uniform(jax.random.key(0), (8, 16, 16, 1), minval=-1, maxval=1),
+           'label': jnp.arange(8, dtype=jnp.int32) % 10}
+  state = jax.jit(method.init)(jax.random.key(1), {k: v[:2] for k, v in batch.items()})
+  d_params = state.params['discriminator']
+  assert d_params['from_rgb']['kernel'].shape[2] == 2  # Two grayscale members per input.
+  state, metrics = jax.jit(method.train_step)(state, batch, jax.random.key(2))
+  assert np.isfinite(float(metrics['loss'])) and float(state.extras['r1']) > 0
+
+  d = sg.StyleDiscriminator((8, 8, 8), num_classes=10)
+  x, _ = gan.pack_for_discriminator(batch['image'], None, 2)
+  pairs = jnp.array([[1, 2], [3, 3], [0, 9], [5, 4]])
+  params = d.init(jax.random.key(0), x, pairs)
+  both = d.apply(params, x, pairs)
+  # Projection is linear in the one-hot: f(y0, y1) = f(y0) + f(y1) - f(no label term).
+  no_label = sg.StyleDiscriminator((8, 8, 8)).apply(
+      {'params': {k: v for k, v in params['params'].items() if k != 'label_proj'}}, x)
+  np.testing.assert_allclose(both, d.apply(params, x, pairs[:, 0]) + d.apply(params, x, pairs[:, 1])
+                             - no_label, rtol=1e-5, atol=1e-5)

@@ -61,7 +61,9 @@ def main():
   report_generator('init', generator, fresh, z, noise)
   report_generator(f'step {int(state.step)}', generator, state.params['generator'], z, noise)
 
-  d = jax.jit(lambda x: discriminator.apply({'params': state.params['discriminator']}, x))
+  d = jax.jit(lambda x: discriminator.apply(  # Logits per D input (per pack with d_pack > 1).
+      {'params': state.params['discriminator']},
+      gan.pack_for_discriminator(x, None, config.method.d_pack)[0]))
   b = config.data.batch_size
   live = state.replace(ema_params={'generator': state.params['generator']})
   fakes = run.method.sample(live, jax.random.split(jax.random.key(1), b))

@@ -22,7 +22,9 @@ One jitted step does, in order (Goodfellow et al. 2014, alg. 1, k = 1):
    generator runs forward once per step.
 With `method.g_first` the order is StyleGAN2's instead: G's update through the
 current D, then D's on fresh fakes of the updated G (two generator passes).
-With `method.diff_augment` (DiffAugment), D sees every image, real or fake,
+With `method.d_pack` = m > 1 (PacGAN), D judges packs of m samples
+concatenated along channels, real with real and fake with fake; R1 stays the
+per-sample squared gradient norm. With `method.diff_augment` (DiffAugment), D sees every image, real or fake,
 through the same random differentiable transformations, in both losses and
 in R1. Each loss is differentiated with respect to its own network only, which is
 all the seed's `trainable=False` was trying to do. The metrics' 'loss' is
@@ -88,6 +90,30 @@ def make_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
   raise ValueError(f'method.name=gan takes model.name in {MODELS}, got {m.name!r}.')
 
 
+def pack_for_discriminator(images: jax.Array, labels: jax.Array | None, m: int):
+  """PacGAN packing (Lin et al. 2018): m consecutive samples become one input of D.
+
+  A discriminator that judges m samples at once sees their diversity: m copies
+  of one image are an easy fake, which penalizes mode collapse directly.
+
+  Args:
+    images: [B, H, W, C], B divisible by m.
+    labels: [B] ints or None.
+    m: pack size (1: unchanged).
+
+  Returns:
+    (images [B/m, H, W, m C], labels [B/m, m] or None); unchanged when m == 1.
+  """
+  if m == 1:
+    return images, labels
+  b, h, w, c = images.shape
+  if b % m:
+    raise ValueError(f'method.d_pack={m} must divide the batch of {b} images D judges; '
+                     'choose a data.batch_size divisible by d_pack.')
+  packed = images.reshape(b // m, m, h, w, c).transpose(0, 2, 3, 1, 4).reshape(b // m, h, w, m * c)
+  return packed, None if labels is None else labels.reshape(b // m, m)
+
+
 def make_optimizers(config: ml_collections.ConfigDict) -> GanTx:
   """G uses `config.optim`; D the same optimizer with method.d_lr/d_b1/d_b2 where set."""
   d = ml_collections.ConfigDict(config.optim.to_dict())
@@ -115,6 +141,8 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
     raise ValueError(f'method.gan_loss={mc.gan_loss!r}; accepted: {sorted(gan_losses.LOSSES)}.')
   if mc.r1_every < 1:
     raise ValueError(f'method.r1_every={mc.r1_every} must be >= 1.')
+  if mc.d_pack < 1:
+    raise ValueError(f'method.d_pack={mc.d_pack} must be >= 1 (1: no packing).')
   loss = gan_losses.LOSSES[mc.gan_loss]
   tx = make_optimizers(config)
   conditional = bool(m.conditional)
@@ -192,7 +220,8 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
     return generator.apply(g_vars(params, stats), inputs['z'], labels, train=False), stats, None
 
   def discriminate(params, stats, images, labels, rng):
-    """Discriminator logits [n] in training mode; returns (logits, new BatchNorm stats)."""
+    """Discriminator logits [n / d_pack] in training mode; returns (logits, new BatchNorm stats)."""
+    images, labels = pack_for_discriminator(images, labels, mc.d_pack)
     if style:
       return discriminator.apply({'params': params}, images, labels), stats
     variables = {'params': params, **({'batch_stats': stats} if d_bn else {})}
@@ -206,14 +235,17 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
   def init(rng, batch):
     g_rng, d_rng = jax.random.split(rng)
     labels = labels_of(batch)
+    # D's parameters do not depend on the batch size: it is built on one pack of the first sample.
+    d_example = pack_for_discriminator(
+        jnp.repeat(batch['image'][:1], mc.d_pack, 0),
+        None if labels is None else jnp.repeat(labels[:1], mc.d_pack, 0), mc.d_pack)
     inputs = draw_inputs(jax.random.split(jax.random.key(0), batch['image'].shape[0]), False)
     if style:
       g_init = generator.init(g_rng, inputs['z'], labels, inputs['noise'])
-      d_init = discriminator.init(d_rng, batch['image'], labels)
+      d_init = discriminator.init(d_rng, *d_example)
     else:
       g_init = generator.init(g_rng, inputs['z'], labels, train=False)
-      d_init = discriminator.init({'params': d_rng, 'dropout': d_rng}, batch['image'], labels,
-                                  train=False)
+      d_init = discriminator.init({'params': d_rng, 'dropout': d_rng}, *d_example, train=False)
     params = {'generator': g_init['params'], 'discriminator': d_init['params']}
     extras = {}
     if g_bn:

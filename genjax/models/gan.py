@@ -63,13 +63,18 @@ class ProjectionHead(nn.Module):
 
   @nn.compact
   def __call__(self, phi: jax.Array, labels: jax.Array | None = None) -> jax.Array:
-    """phi [B, F] (and labels [B]) -> logits [B]."""
+    """phi [B, F] (and labels [B], or [B, m] for packs of m samples) -> logits [B].
+
+    A pack's projection term is the sum of its members' terms (PacGAN).
+    """
     out = nn.Dense(1, kernel_init=self.kernel_init, name='out')(phi)[:, 0]
     if self.num_classes:
       if labels is None:
         raise ValueError('A conditional discriminator needs labels.')
       emb = nn.Embed(self.num_classes, phi.shape[-1], embedding_init=self.kernel_init,
                      name='label_proj')(labels)
+      if emb.ndim == 3:
+        emb = jnp.sum(emb, axis=1)
       out = out + jnp.sum(emb * phi, axis=-1)
     return out
 

@@ -435,6 +435,8 @@ class StyleGenerator(nn.Module):
 class StyleDiscriminator(nn.Module):
   """StyleGAN2's residual discriminator: images [B, H, W, C] (and labels [B]) -> logits [B].
 
+  Labels [B, m] mark packs of m samples (PacGAN, images [B, H, W, m C]).
+
   Attributes:
     channels: feature maps at HxW, H/2 x W/2, ..., 4x4 (one per resolution).
     num_classes: 0, or K for a projection discriminator.
@@ -465,7 +467,9 @@ class StyleDiscriminator(nn.Module):
     if self.num_classes:
       if labels is None:
         raise ValueError('A conditional discriminator needs labels.')
-      emb = EqualDense(phi.shape[-1], use_bias=False, name='label_proj')(
-          jax.nn.one_hot(labels, self.num_classes))
+      one_hot = jax.nn.one_hot(labels, self.num_classes)
+      if one_hot.ndim == 3:  # Packs of m samples (PacGAN): the sum of the members' terms.
+        one_hot = jnp.sum(one_hot, axis=1)
+      emb = EqualDense(phi.shape[-1], use_bias=False, name='label_proj')(one_hot)
       out = out + jnp.sum(emb * phi, axis=-1) / math.sqrt(phi.shape[-1])
     return out
