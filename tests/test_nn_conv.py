@@ -55,7 +55,7 @@ _CONV_CASES = [
 ]
 
 
-@pytest.mark.parametrize('method', [None, 'im2col'])
+@pytest.mark.parametrize('method', [None, 'im2col', 'lax'])
 @pytest.mark.parametrize('kernel,stride,padding,size,c_in', _CONV_CASES)
 def test_conv_equals_flax_conv(kernel, stride, padding, size, c_in, method):
   x = jax.random.normal(jax.random.key(0), (2, size, size + 1, c_in))
@@ -79,6 +79,11 @@ def test_conv_equals_flax_conv(kernel, stride, padding, size, c_in, method):
 def test_conv_gemm_path_equals_flax():
   x = jax.random.normal(jax.random.key(0), (2, 5, 4, 6))
   assert conv_method((1, 1, 6, 4), (1, 1), ((0, 0), (0, 0))) == 'gemm'
+  same = ((1, 1), (1, 1))
+  assert conv_method((3, 3, 32, 64), (1, 1), same) == 'im2col'  # Widening: classifier conv2.
+  assert conv_method((4, 4, 64, 128), (2, 2), same) == 'im2col'  # Strided: DCGAN D.
+  assert conv_method((3, 3, 64, 64), (1, 1), same) == 'lax'  # U-Net ResBlock.
+  assert conv_method((3, 3, 64, 32), (1, 1), same) == 'lax'
   ours, ref = Conv(4, (1, 1), method='gemm', use_bias=False), nn.Conv(4, (1, 1), use_bias=False)
   params = ref.init(jax.random.key(1), x)
   np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-5)

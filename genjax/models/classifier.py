@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from genjax.nn.conv import Conv
+from genjax.nn.pool import max_pool
 
 
 class CNNClassifier(nn.Module):
@@ -49,12 +50,12 @@ class CNNClassifier(nn.Module):
     for conv in self.convs:
       x = nn.relu(conv(x))
       maps.append(x)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2), padding='SAME')
+      x = max_pool(x, 2)
     return maps
 
   def features(self, x: jax.Array) -> jax.Array:
     """The feature vector [B, feature_dim] (post-ReLU) of images [B, H, W, C]."""
-    x = nn.max_pool(self.feature_maps(x)[-1], (2, 2), strides=(2, 2), padding='SAME')
+    x = max_pool(self.feature_maps(x)[-1], 2)
     return nn.relu(self.feature(x.reshape(x.shape[0], -1)))
 
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:

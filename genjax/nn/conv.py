@@ -115,17 +115,24 @@ def _tap_views(x: jax.Array, kh: int, kw: int, strides, pads: Pads) -> list[jax.
 def conv_method(kernel_shape: Sequence[int], strides: Sequence[int], pads: Pads) -> str:
   """Which formulation `conv2d` uses: 'gemm', 'im2col' or 'lax' (measured, README of benchmarks).
 
-  On XLA:CPU (jax 0.10) the weight gradient of `lax.conv_general_dilated` runs 2-5x slower
-  than its forward pass. A 1x1 convolution is a plain matrix product, and so are its
-  gradients (2-5x faster than lax's for the U-Net's skip convs). im2col (the kh*kw strided
-  views concatenated, then one matrix product) wins on some strided layers alone (the VAE's
-  14x14 32->64 stride 2) but not in a whole train step (VAE 0.96x, DCGAN 1.00x), and on 3x3
-  stride-1 layers XLA's slicing and small-K matrix products cost more than they save: there
-  lax's convolution stays. `method='im2col'` forces it.
+  On XLA:CPU (jax 0.10) the weight gradient of `lax.conv_general_dilated` runs 3-8x slower
+  than its forward pass, while matrix products differentiate into matrix products.
+  - 1x1, stride 1: a plain matrix product ('gemm'; gradients 2-5x faster than lax's).
+  - im2col (the kh*kw strided views concatenated, then one matrix product) pays for building
+    a [B*Ho*Wo, kh*kw*C_in] patch matrix. That is cheap next to the product when the layer
+    is strided (a quarter of the positions) or widens the channels (C_out >= 2 C_in, e.g.
+    every conv of the classifier and the first of a widening ResBlock), and the gradient is
+    then 1.2-2.5x faster than lax's; for C_out < 2 C_in at stride 1 (most U-Net convs) the
+    patch matrix costs more than it saves, and lax's convolution stays
+    (experiments/benchmarks/conv_shapes.py: per-layer figures; whole steps: classifier
+    about 1.25x, DCGAN 1.1x, U-Net unchanged).
+  `method=` in `conv2d`/`Conv` forces a formulation.
   """
-  kh, kw = kernel_shape[:2]
+  kh, kw, c_in, c_out = kernel_shape
   if kh == kw == 1 and tuple(strides) == (1, 1) and pads == ((0, 0), (0, 0)):
     return 'gemm'
+  if tuple(strides) != (1, 1) or c_out >= 2 * c_in:
+    return 'im2col'
   return 'lax'
 
 
