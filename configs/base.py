@@ -73,6 +73,7 @@ def get_config() -> ml_collections.ConfigDict:
       g_first=False,  # G's update first, then D's on fresh fakes (StyleGAN2); False: D first.
       diff_augment='',  # DiffAugment policy for D's inputs: e.g. 'translation,cutout'; '': off.
       d_pack=1,  # PacGAN: D judges packs of this many samples (channel-concatenated); 1: off.
+      mode_seeking=0.0,  # Weight of MSGAN's mode-seeking term in G's loss; 0: off.
       r1_every=16,  # Lazy R1: every k steps, weighted by k (StyleGAN2).
       style_mixing_prob=0.9,  # StyleGAN: fraction of fakes with two ws and a crossover.
       w_avg_beta=0.995,  # StyleGAN: decay of the tracked average of w.

@@ -300,3 +300,24 @@ def test_packed_conditional_dcgan_step():
                              - bias_only, rtol=1e-5, atol=1e-5)
   with pytest.raises(ValueError, match='d_pack=0 must be >= 1'):
     gan.make(_tiny_cdcgan(method__d_pack=0), (16, 16, 1))
+
+
+def test_mode_seeking_penalty_closed_form():
+  images = jnp.array([[0.0, 0.0], [1.0, 3.0], [2.0, 0.0], [1.0, 1.0]])  # Pairs (0, 2), (1, 3).
+  z = jnp.array([[0.0], [0.0], [4.0], [2.0]])
+  # mean |dI| = (2 + 0 + 0 + 2) / 4 = 1, mean |dz| = (4 + 2) / 2 = 3: 1 / (1/3 + eps).
+  np.testing.assert_allclose(gan_losses.mode_seeking_penalty(images, z, eps=0.0), 3.0, rtol=1e-6)
+  collapsed = jnp.ones((4, 2))
+  np.testing.assert_allclose(gan_losses.mode_seeking_penalty(collapsed, z), 1e5, rtol=1e-6)
+  with pytest.raises(ValueError, match='even batch'):
+    gan_losses.mode_seeking_penalty(images[:3], z[:3])
+
+
+def test_mode_seeking_changes_g_loss_only(stepped):
+  run = _spied_step(_tiny_cdcgan(method__mode_seeking=1.0))
+  m, ref = run['metrics'], stepped['metrics']
+  assert float(m['d_loss']) == float(ref['d_loss'])  # D's update does not see the term,
+  assert float(m['g_loss']) > float(ref['g_loss'])  # G's loss adds a positive penalty,
+  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), run['state1'].params['generator'],
+                         stepped['state1'].params['generator'])
+  assert any(jax.tree.leaves(changed))  # and G's update follows it.

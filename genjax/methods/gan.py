@@ -22,7 +22,8 @@ One jitted step does, in order (Goodfellow et al. 2014, alg. 1, k = 1):
    generator runs forward once per step.
 With `method.g_first` the order is StyleGAN2's instead: G's update through the
 current D, then D's on fresh fakes of the updated G (two generator passes).
-With `method.d_pack` = m > 1 (PacGAN), D judges packs of m samples
+With `method.mode_seeking` = lambda > 0, G's loss adds lambda times the
+mode-seeking penalty of MSGAN (Mao et al. 2019) on its fakes. With `method.d_pack` = m > 1 (PacGAN), D judges packs of m samples
 concatenated along channels, real with real and fake with fake; R1 stays the
 per-sample squared gradient norm. With `method.diff_augment` (DiffAugment), D sees every image, real or fake,
 through the same random differentiable transformations, in both losses and
@@ -274,9 +275,12 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
       images, new_stats, w = generate(p, stats['generator'], inputs, labels, train=True)
       return images, (new_stats, w)
 
-    def g_loss_of_fakes(d_p, d_stats, x):
+    def g_loss_of_fakes(d_p, d_stats, x, z):
       logits, _ = discriminate(d_p, d_stats, augment(x, aug_rng, 2), labels, g_rng)
-      return loss.g_loss(logits)
+      g_loss = loss.g_loss(logits)
+      if mc.mode_seeking:
+        g_loss = g_loss + mc.mode_seeking * gan_losses.mode_seeking_penalty(x, z)
+      return g_loss
 
     def d_update(d_p, fake):
       """D's update on real images and (constant) fakes, with lazy R1 when due."""
@@ -316,7 +320,7 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
       # updated G (one more generator forward pass per step).
       def g_loss_fn(p):
         fake, aux = gen_fn(p, inputs)
-        return g_loss_of_fakes(d_params, stats['discriminator'], fake), aux
+        return g_loss_of_fakes(d_params, stats['discriminator'], fake, inputs['z']), aux
 
       (g_loss, (g_stats, w)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_params)
       g_params, g_opt = g_update(g_grads)
@@ -330,7 +334,7 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
       d_params, d_opt, d_loss, d_grads, (real_logits, fake_logits, d_stats) = d_update(d_params, fake)
       # 3. Generator update through the updated discriminator, pulled back by the VJP.
       g_loss, d_fake_grad = jax.value_and_grad(
-          lambda x: g_loss_of_fakes(d_params, d_stats, x))(fake)
+          lambda x: g_loss_of_fakes(d_params, d_stats, x, inputs['z']))(fake)
       (g_grads,) = g_vjp(d_fake_grad)
       g_params, g_opt = g_update(g_grads)
 

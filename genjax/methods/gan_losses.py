@@ -77,6 +77,29 @@ def r1_penalty(d_fn: Callable[[jax.Array], jax.Array], real: jax.Array) -> jax.A
   return jnp.mean(jnp.sum(jnp.square(grads).reshape(grads.shape[0], -1), axis=-1))
 
 
+def mode_seeking_penalty(images: jax.Array, z: jax.Array, eps: float = 1e-5) -> jax.Array:
+  """MSGAN's mode-seeking term (Mao et al. 2019, eq. 3), to be minimised by G.
+
+  Pairs sample i with sample i + B/2 and returns 1 / (ratio + eps), where
+  ratio = mean |G(z_i) - G(z_j)| / mean |z_i - z_j|: small when different
+  latents give similar images, i.e. when the generator collapses.
+
+  Args:
+    images: [B, ...] fakes G(z), B even.
+    z: [B, Z] their latents.
+    eps: keeps the penalty finite for identical images.
+
+  Returns:
+    Scalar.
+  """
+  half = images.shape[0] // 2
+  if half == 0 or images.shape[0] % 2:
+    raise ValueError(f'mode_seeking_penalty pairs the two halves of an even batch; got {images.shape[0]}.')
+  d_images = jnp.mean(jnp.abs(images[:half] - images[half:]))
+  d_z = jnp.mean(jnp.abs(z[:half] - z[half:]))
+  return 1.0 / (d_images / d_z + eps)
+
+
 def label_histogram_entropy(probs: jax.Array) -> jax.Array:
   """Entropy (nats) of the histogram of predicted labels: mode-collapse alarm.
 
