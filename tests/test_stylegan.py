@@ -114,15 +114,20 @@ def _load(spec, **overrides):
   return config
 
 
+def _tiny_method(**overrides):
+  """A tiny conditional 16x16 StyleGAN2 method and a batch of 8: (config, method, batch)."""
+  config = _load('cstylegan_mnist.py:smoke', model__gen_channels=(8, 8, 8),
+                 model__disc_channels=(8, 8, 8), model__mapping_layers=2,
+                 method__monitor_classifier=None, **overrides)
+  batch = {'image': jax.random.uniform(jax.random.key(0), (8, 16, 16, 1), minval=-1, maxval=1),
+           'label': jnp.arange(8, dtype=jnp.int32) % 10}
+  return config, gan.make(config, (16, 16, 1)), batch
+
+
 @pytest.fixture(scope='module')
 def tiny():
   """A tiny conditional 16x16 StyleGAN2 with lazy R1 every 2 steps, and three steps of it."""
-  config = _load('cstylegan_mnist.py:smoke', model__gen_channels=(8, 8, 8),
-                 model__disc_channels=(8, 8, 8), model__mapping_layers=2, method__r1_every=2,
-                 method__truncation_psi=0.5, method__monitor_classifier=None)
-  method = gan.make(config, (16, 16, 1))
-  batch = {'image': jax.random.uniform(jax.random.key(0), (8, 16, 16, 1), minval=-1, maxval=1),
-           'label': jnp.arange(8, dtype=jnp.int32) % 10}
+  config, method, batch = _tiny_method(method__r1_every=2, method__truncation_psi=0.5)
   states = [jax.jit(method.init)(jax.random.key(1), {k: v[:1] for k, v in batch.items()})]
   step = jax.jit(method.train_step)
   metrics = []
@@ -185,12 +190,7 @@ def test_stylegan_shapes_and_adain_mode():
 def test_packed_discriminator_step_and_projection_sums_members():
   """PacGAN (method.d_pack=2) on a conditional StyleGAN: D reads 2-channel packs of 2 samples,
   and a pack's projection term is the sum of its members' terms."""
-  config = _load('cstylegan_mnist.py:smoke', model__gen_channels=(8, 8, 8),
-                 model__disc_channels=(8, 8, 8), model__mapping_layers=2, method__r1_every=1,
-                 method__d_pack=2, method__monitor_classifier=None)
-  method = gan.make(config, (16, 16, 1))
-  batch = {'image': jax.random.uniform(jax.random.key(0), (8, 16, 16, 1), minval=-1, maxval=1),
-           'label': jnp.arange(8, dtype=jnp.int32) % 10}
+  _, method, batch = _tiny_method(method__r1_every=1, method__d_pack=2)
   state = jax.jit(method.init)(jax.random.key(1), {k: v[:2] for k, v in batch.items()})
   d_params = state.params['discriminator']
   assert d_params['from_rgb']['kernel'].shape[2] == 2  # Two grayscale members per input.
