@@ -22,15 +22,17 @@ One jitted step does, in order (Goodfellow et al. 2014, alg. 1, k = 1):
    generator runs forward once per step.
 With `method.g_first` the order is StyleGAN2's instead: G's update through the
 current D, then D's on fresh fakes of the updated G (two generator passes).
-With `method.mode_seeking` = lambda > 0, G's loss adds lambda times the
-mode-seeking penalty of MSGAN (Mao et al. 2019) on its fakes. With `method.d_pack` = m > 1 (PacGAN), D judges packs of m samples
+With `method.mode_seeking` = lambda > 0, G's loss (and the logged g_loss) adds
+lambda times MSGAN's mode-seeking penalty (Mao et al. 2019) on its fakes.
+With `method.d_pack` = m > 1 (PacGAN), D judges packs of m samples
 concatenated along channels, real with real and fake with fake; R1 stays the
-per-sample squared gradient norm. With `method.diff_augment` (DiffAugment), D sees every image, real or fake,
-through the same random differentiable transformations, in both losses and
-in R1. Each loss is differentiated with respect to its own network only, which is
-all the seed's `trainable=False` was trying to do. The metrics' 'loss' is
-d_loss + g_loss, and is NaN whenever a loss, a gradient norm or the R1 value
-is not finite, so the loop's fail-loud check sees every non-finite quantity.
+per-sample squared gradient norm. With `method.diff_augment` (DiffAugment),
+D sees every image, real or fake, through the same random differentiable
+transformations, in both losses and in R1. Each loss is differentiated with
+respect to its own network only, which is all the seed's `trainable=False`
+was trying to do. The metrics' 'loss' is d_loss + g_loss, and is NaN
+whenever a loss, a gradient norm or the R1 value is not finite, so the loop's
+fail-loud check sees every non-finite quantity.
 """
 from __future__ import annotations
 

@@ -94,7 +94,8 @@ def mode_seeking_penalty(images: jax.Array, z: jax.Array, eps: float = 1e-5) -> 
   """
   half = images.shape[0] // 2
   if half == 0 or images.shape[0] % 2:
-    raise ValueError(f'mode_seeking_penalty pairs the two halves of an even batch; got {images.shape[0]}.')
+    raise ValueError('mode_seeking_penalty pairs the two halves of an even batch; got a batch '
+                     f'of {images.shape[0]}.')
   d_images = jnp.mean(jnp.abs(images[:half] - images[half:]))
   d_z = jnp.mean(jnp.abs(z[:half] - z[half:]))
   return 1.0 / (d_images / d_z + eps)
