@@ -38,6 +38,9 @@ _DISTRIBUTED = flags.DEFINE_bool('distributed', False,
 _COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'host:port of process 0.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process\'s index.')
+_KEEP_FREED_MEMORY = flags.DEFINE_bool(
+    'keep_freed_memory', True, 'glibc: keep freed memory in the process instead of returning it '
+    'to the OS, so XLA:CPU\'s per-step buffers do not page-fault (genjax/train/malloc.py).')
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The flagship for a few minutes: DDPM (EDM) on mnist5k, sampled with DPM-Solver++(2M) SDE at 20 NFE.
@@ -140,6 +143,9 @@ def _main(argv) -> None:
     raise app.UsageError(f'Usage: genjax {{{"|".join(COMMANDS)}}} --config=... --workdir=...; '
                          f'got {argv[1:]}.')
   command = argv[1]
+  if _KEEP_FREED_MEMORY.value:
+    from genjax.train import malloc  # pylint: disable=g-import-not-at-top
+    malloc.keep_freed_memory()
   if _CONFIG.value is not None:
     apply_none_overrides(_CONFIG.value)
   if not flags.FLAGS['verbosity'].present:  # Library INFO logs (orbax, tfds) drown the progress.

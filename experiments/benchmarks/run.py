@@ -35,9 +35,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-# glibc's malloc returns large freed blocks to the OS, so each fresh large buffer page-faults
-# again; these thresholds keep freed memory in the process (see README.md, "malloc").
-MALLOC_TUNED = 'glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=68719476736'
 
 # name -> (config file, overrides, image shape); the DCGAN step skips the monitor classifier
 # (a genjax-only metric) so both sides do the same work.
@@ -233,6 +230,9 @@ def bench_sampling(name, config, shape, params, net, args) -> dict:
 def child(spec: str, batch: int) -> None:
   """One (model, framework) in a fresh process: compile/first-step time and peak RSS (MiB)."""
   name, framework = spec.split(':')
+  if os.environ.get('_GENJAX_BENCH_MODE') == 'tuned':  # As the measuring process.
+    from genjax.train import malloc
+    malloc.keep_freed_memory()
   base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
   if framework == 'genjax':
     import jax
@@ -310,7 +310,8 @@ def main() -> None:
   p.add_argument('--sample_steps', type=int, default=20, help='U-Net sampler steps (0: skip)')
   p.add_argument('--memory', type=int, default=1, help='1: child processes for compile time and RSS')
   p.add_argument('--malloc', default='tuned', choices=('default', 'tuned', 'both'),
-                 help='glibc malloc settings of the measuring process (re-executes itself)')
+                 help='glibc malloc of the measuring process (one child process each): tuned is '
+                 'genjax.train.malloc.keep_freed_memory(), what genjax commands apply')
   p.add_argument('--json', default='', help='also write the results here')
   p.add_argument('--child', default='', help=argparse.SUPPRESS)
   args = p.parse_args()
@@ -321,19 +322,19 @@ def main() -> None:
   if os.environ.get('_GENJAX_BENCH_MODE') is None:  # Parent: one child run per malloc mode.
     for mode in modes:
       env = dict(os.environ, _GENJAX_BENCH_MODE=mode)
-      env.pop('GLIBC_TUNABLES', None)
-      if mode == 'tuned':
-        env['GLIBC_TUNABLES'] = MALLOC_TUNED
       argv = [a for a in sys.argv[1:] if not a.startswith('--json')]
       json_arg = [f'--json={args.json[:-5]}_{mode}.json'] if args.json.endswith('.json') else []
       subprocess.run([sys.executable, os.path.abspath(__file__), *argv, *json_arg], env=env,
                      check=True)
     return
 
+  mode = os.environ['_GENJAX_BENCH_MODE']
+  if mode == 'tuned':  # Before any thread allocates: threads keep their first arena.
+    from genjax.train import malloc
+    malloc.keep_freed_memory()
   import jax
   import torch
   torch.set_num_threads(os.cpu_count())
-  mode = os.environ['_GENJAX_BENCH_MODE']
   print(f'# genjax vs PyTorch, {time.strftime("%Y-%m-%d %H:%M")}, {platform.processor() or platform.machine()}, '
         f'{os.cpu_count()} cores, jax {jax.__version__}, torch {torch.__version__}, malloc {mode}, '
         f'load average {os.getloadavg()[0]:.1f}', flush=True)
