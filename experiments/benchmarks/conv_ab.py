@@ -17,6 +17,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import run as bench  # noqa: E402
+from genjax.train import malloc  # noqa: E402
+
+# As genjax commands do, before XLA starts its threads (genjax/train/malloc.py).
+malloc.keep_freed_memory()
 
 
 def main():

@@ -28,6 +28,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from genjax.train import malloc  # noqa: E402
+
+# As genjax commands do, before XLA starts its threads (genjax/train/malloc.py).
+malloc.keep_freed_memory()
+
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
