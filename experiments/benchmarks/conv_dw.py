@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -38,6 +37,9 @@ import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
 from genjax.nn.conv import _tap_views  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from conv_shapes import best_ms  # noqa: E402
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
 _PADS = ((1, 1), (1, 1))
@@ -107,18 +109,6 @@ def dw_rows3(x, dy, c_out):
 
 FORMULATIONS = dict(lax=dw_lax, nchw=dw_nchw, canonical=dw_canonical, im2col=dw_im2col,
                     im2col_t=dw_im2col_t, taps=dw_taps, taps_t=dw_taps_t, rows3=dw_rows3)
-
-
-def best_ms(fn, seconds: float) -> float:
-  jax.block_until_ready(fn())
-  best = float('inf')
-  for _ in range(3):
-    t, n = time.perf_counter(), 0
-    while time.perf_counter() - t < seconds:
-      jax.block_until_ready(fn())
-      n += 1
-    best = min(best, (time.perf_counter() - t) / n)
-  return best * 1e3
 
 
 def main():
