@@ -35,7 +35,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-
 # name -> (config file, overrides, image shape); the DCGAN step skips the monitor classifier
 # (a genjax-only metric) so both sides do the same work.
 MODELS = {
@@ -322,6 +321,7 @@ def main() -> None:
   if os.environ.get('_GENJAX_BENCH_MODE') is None:  # Parent: one child run per malloc mode.
     for mode in modes:
       env = dict(os.environ, _GENJAX_BENCH_MODE=mode)
+      env.pop('GLIBC_TUNABLES', None)  # 'default' means glibc's own defaults.
       argv = [a for a in sys.argv[1:] if not a.startswith('--json')]
       json_arg = [f'--json={args.json[:-5]}_{mode}.json'] if args.json.endswith('.json') else []
       subprocess.run([sys.executable, os.path.abspath(__file__), *argv, *json_arg], env=env,
