@@ -30,7 +30,7 @@ def child(name: str, keep: bool, batch: int, target_s: float) -> None:
     from genjax.train import malloc
     assert malloc.keep_freed_memory(), 'malloc_ab.py needs glibc (mallopt).'
   import run as bench
-  run, step, batch_, holder, _, _ = bench.build_genjax(name, batch)
+  run = bench.build_genjax(name, batch)[0]
   run(2)
   n, start = 0, time.perf_counter()
   faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
