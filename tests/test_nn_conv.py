@@ -37,7 +37,7 @@ def test_same_initialization_as_flax():
 
 # --- Conv ----------------------------------------------------------------------------------------
 
-from genjax.nn.conv import Conv, conv_method  # noqa: E402
+from genjax.nn.conv import Conv, conv2d, conv_method  # noqa: E402
 
 # Every (kernel, stride, padding) the models use (classifier, VAE encoder, DCGAN discriminator,
 # U-Net stem/ResBlock/skip/Downsample/Upsample/head), plus VALID and explicit paddings.
@@ -55,7 +55,7 @@ _CONV_CASES = [
 ]
 
 
-@pytest.mark.parametrize('method', [None, 'im2col', 'lax'])
+@pytest.mark.parametrize('method', [None, 'im2col', 'lax', 'split'])
 @pytest.mark.parametrize('kernel,stride,padding,size,c_in', _CONV_CASES)
 def test_conv_equals_flax_conv(kernel, stride, padding, size, c_in, method):
   x = jax.random.normal(jax.random.key(0), (2, size, size + 1, c_in))
@@ -76,14 +76,47 @@ def test_conv_equals_flax_conv(kernel, stride, padding, size, c_in, method):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize('batch', [1, 8, 19])  # One slice, exactly one, and 8 + 8 + 3 images.
+def test_split_kernel_grad_equals_lax_over_uneven_slices(batch):
+  x = jax.random.normal(jax.random.key(0), (batch, 6, 5, 3))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
+  pads = ((1, 1), (1, 1))
+
+  def loss(method):
+    return lambda x, k: jnp.sum(jnp.sin(conv2d(x, k, (1, 1), pads, method)))
+
+  np.testing.assert_allclose(conv2d(x, kernel, (1, 1), pads, 'split'),
+                             conv2d(x, kernel, (1, 1), pads, 'lax'), rtol=1e-6, atol=1e-6)
+  got = jax.grad(loss('split'), argnums=(0, 1))(x, kernel)
+  want = jax.grad(loss('lax'), argnums=(0, 1))(x, kernel)
+  for a, b in zip(got, want):  # x, kernel.
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_split_kernel_grad_second_order_equals_lax():
+  # R1-style penalties differentiate an input gradient with respect to the kernel.
+  x = jax.random.normal(jax.random.key(0), (10, 5, 5, 2))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, 2, 2))
+  pads = ((1, 1), (1, 1))
+
+  def penalty(method):
+    def f(k):
+      dx = jax.grad(lambda x: jnp.sum(jnp.tanh(conv2d(x, k, (1, 1), pads, method))))(x)
+      return jnp.sum(dx ** 2)
+    return f
+
+  np.testing.assert_allclose(jax.grad(penalty('split'))(kernel), jax.grad(penalty('lax'))(kernel),
+                             rtol=1e-4, atol=1e-5)
+
+
 def test_conv_gemm_path_equals_flax():
   x = jax.random.normal(jax.random.key(0), (2, 5, 4, 6))
   assert conv_method((1, 1, 6, 4), (1, 1), ((0, 0), (0, 0))) == 'gemm'
   same = ((1, 1), (1, 1))
   assert conv_method((3, 3, 32, 64), (1, 1), same) == 'im2col'  # Widening: classifier conv2.
   assert conv_method((4, 4, 64, 128), (2, 2), same) == 'im2col'  # Strided: DCGAN D.
-  assert conv_method((3, 3, 64, 64), (1, 1), same) == 'lax'  # U-Net ResBlock.
-  assert conv_method((3, 3, 64, 32), (1, 1), same) == 'lax'
+  assert conv_method((3, 3, 64, 64), (1, 1), same) == 'split'  # U-Net ResBlock.
+  assert conv_method((3, 3, 64, 32), (1, 1), same) == 'split'
   ours, ref = Conv(4, (1, 1), method='gemm', use_bias=False), nn.Conv(4, (1, 1), use_bias=False)
   params = ref.init(jax.random.key(1), x)
   np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-5)

@@ -6,14 +6,15 @@ convolution (an input-dilated convolution) through a slow generic path, 5 to
 by shifted adds, the same layer differentiates into matrix products, which
 XLA runs fast. Likewise `Conv` computes a 1x1 convolution as a matrix
 product, whose gradients XLA runs 2-5x faster than those of its own
-convolution
-(experiments/benchmarks/conv_shapes.py measures each layer shape); other
-convolutions stay `lax.conv_general_dilated`. Parameters have flax's names,
+convolution, and the remaining 3x3 stride-1 layers keep lax's convolution but
+sum their kernel gradient over batch slices, which XLA:CPU runs 1.3-2.9x faster
+(experiments/benchmarks/conv_shapes.py measures each layer shape). Parameters have flax's names,
 shapes and initializers, so the modules are drop-in replacements
 (tests/test_nn_conv.py proves the outputs and gradients equal).
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -113,7 +114,7 @@ def _tap_views(x: jax.Array, kh: int, kw: int, strides, pads: Pads) -> list[jax.
 
 
 def conv_method(kernel_shape: Sequence[int], strides: Sequence[int], pads: Pads) -> str:
-  """Which formulation `conv2d` uses: 'gemm', 'im2col' or 'lax' (measured, README of benchmarks).
+  """Which formulation `conv2d` uses: 'gemm', 'im2col' or 'split' (measured, README of benchmarks).
 
   On XLA:CPU (jax 0.10) the weight gradient of `lax.conv_general_dilated` runs 3-8x slower
   than its forward pass, while matrix products differentiate into matrix products.
@@ -122,18 +123,69 @@ def conv_method(kernel_shape: Sequence[int], strides: Sequence[int], pads: Pads)
     a [B*Ho*Wo, kh*kw*C_in] patch matrix. That is cheap next to the product when the layer
     is strided (a quarter of the positions) or widens the channels (C_out >= 2 C_in, e.g.
     every conv of the classifier and the first of a widening ResBlock), and the gradient is
-    then 1.2-2.5x faster than lax's; for C_out < 2 C_in at stride 1 (most U-Net convs) the
-    patch matrix costs more than it saves, and lax's convolution stays
-    (experiments/benchmarks/conv_shapes.py: per-layer figures; conv_ab.py, whole steps
-    against lax everywhere: classifier 1.14x, DCGAN 1.23x, U-Net 1.09x, VAE 0.99x).
-  `method=` in `conv2d`/`Conv` forces a formulation.
+    then 1.2-2.5x faster than lax's.
+  - Otherwise (stride 1, C_out < 2 C_in: most U-Net convs) the patch matrix costs more than
+    it saves; lax's convolution with its kernel gradient summed over batch slices ('split',
+    `conv_split_kernel_grad`) differentiates 1.3-2.9x faster than lax's.
+  (experiments/benchmarks/conv_shapes.py: per-layer figures; conv_ab.py: whole steps.)
+  `method=` in `conv2d`/`Conv` forces a formulation; 'lax' is flax's plain convolution.
   """
   kh, kw, c_in, c_out = kernel_shape
   if kh == kw == 1 and tuple(strides) == (1, 1) and pads == ((0, 0), (0, 0)):
     return 'gemm'
   if tuple(strides) != (1, 1) or c_out >= 2 * c_in:
     return 'im2col'
-  return 'lax'
+  return 'split'
+
+
+def _lax_conv(x: jax.Array, kernel: jax.Array, strides, pads: Pads) -> jax.Array:
+  return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_DN)
+
+
+# Images per slice of the kernel gradient in 'split' (experiments/benchmarks/conv_shapes.py).
+KERNEL_GRAD_SLICE = 8
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv_split_kernel_grad(x: jax.Array, kernel: jax.Array, strides, pads: Pads) -> jax.Array:
+  """`lax.conv_general_dilated` (NHWC/HWIO) whose kernel gradient is summed over batch slices.
+
+  Why: XLA:CPU computes a convolution's kernel gradient as one contraction over all
+  B*H*W positions, which at batch 128 runs at about one core's speed and takes 3-8x the
+  forward pass. Summed over slices of `KERNEL_GRAD_SLICE` images the same gradient is 1.3-2.9x
+  faster: each slice's contraction fits in cache, and independent slices run on all cores.
+  The forward pass and the input gradient are lax's, unchanged. Reverse mode only: a
+  custom_vjp has no forward-mode rule, so jax.jvp needs `Conv(method='lax')`.
+
+  Args:
+    x: [B, H, W, C_in].
+    kernel: [kh, kw, C_in, C_out].
+    strides: (sh, sw).
+    pads: ((lo_h, hi_h), (lo_w, hi_w)).
+
+  Returns:
+    [B, Ho, Wo, C_out], as `lax.conv_general_dilated`.
+  """
+  return _lax_conv(x, kernel, strides, pads)
+
+
+def _split_fwd(x, kernel, strides, pads):
+  return _lax_conv(x, kernel, strides, pads), (x, kernel)
+
+
+def _split_bwd(strides, pads, residuals, dy):
+  x, kernel = residuals
+  _, vjp_x = jax.vjp(lambda v: _lax_conv(v, kernel, strides, pads), x)
+  dkernel = None
+  for i in range(0, x.shape[0], KERNEL_GRAD_SLICE):
+    x_slice = x[i:i + KERNEL_GRAD_SLICE]
+    _, vjp_k = jax.vjp(lambda k: _lax_conv(x_slice, k, strides, pads), kernel)
+    part = vjp_k(dy[i:i + KERNEL_GRAD_SLICE])[0]
+    dkernel = part if dkernel is None else dkernel + part
+  return vjp_x(dy)[0], dkernel
+
+
+conv_split_kernel_grad.defvjp(_split_fwd, _split_bwd)
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int], pads: Pads,
@@ -145,7 +197,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int], pads: Pads,
     kernel: [kh, kw, C_in, C_out].
     strides: (sh, sw).
     pads: ((lo_h, hi_h), (lo_w, hi_w)), explicit zero padding.
-    method: 'gemm' (1x1, stride 1, no padding), 'im2col' or 'lax'; None: `conv_method`.
+    method: 'gemm' (1x1, stride 1, no padding), 'im2col', 'lax' or 'split'; None:
+      `conv_method`.
 
   Returns:
     [B, Ho, Wo, C_out], Ho = (H + lo_h + hi_h - kh) // sh + 1 (likewise Wo).
@@ -164,8 +217,10 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int], pads: Pads,
     patches = jnp.concatenate(views, -1).reshape(-1, kh * kw * c_in)
     return (patches @ kernel.reshape(-1, c_out)).reshape(b, ho, wo, c_out)
   if method == 'lax':
-    return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_DN)
-  raise ValueError(f'conv2d: unknown method {method!r} (gemm, im2col, lax).')
+    return _lax_conv(x, kernel, strides, pads)
+  if method == 'split':
+    return conv_split_kernel_grad(x, kernel, strides, pads)
+  raise ValueError(f'conv2d: unknown method {method!r} (gemm, im2col, lax, split).')
 
 
 class Conv(nn.Module):
@@ -184,7 +239,8 @@ class Conv(nn.Module):
     dtype: computation dtype (None: promote the input's and parameters' dtypes, as flax).
     param_dtype: parameter dtype.
     kernel_init, bias_init: as flax's defaults.
-    method: force a formulation of `conv2d` ('gemm', 'im2col', 'lax'); None picks the fastest.
+    method: force a formulation of `conv2d` ('gemm', 'im2col', 'lax', 'split'); None picks
+      the fastest. 'lax' for forward-mode autodiff (jax.jvp): 'split' is reverse-mode only.
   """
   features: int
   kernel_size: int | Sequence[int] = (3, 3)
