@@ -37,6 +37,7 @@ def test_same_initialization_as_flax():
 
 # --- Conv ----------------------------------------------------------------------------------------
 
+from genjax.nn import conv as conv_module  # noqa: E402
 from genjax.nn.conv import Conv, conv2d, conv_method  # noqa: E402
 
 # Every (kernel, stride, padding) the models use (classifier, VAE encoder, DCGAN discriminator,
@@ -77,7 +78,8 @@ def test_conv_equals_flax_conv(kernel, stride, padding, size, c_in, method):
 
 
 @pytest.mark.parametrize('batch', [1, 8, 19])  # One slice, exactly one, and 8 + 8 + 3 images.
-def test_split_kernel_grad_equals_lax_over_uneven_slices(batch):
+def test_split_kernel_grad_equals_lax_over_uneven_slices(batch, monkeypatch):
+  monkeypatch.setattr(conv_module, 'KERNEL_GRAD_SLICE_POSITIONS', 1)  # Slices of 8 images.
   x = jax.random.normal(jax.random.key(0), (batch, 6, 5, 3))
   kernel = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
   pads = ((1, 1), (1, 1))
@@ -93,7 +95,19 @@ def test_split_kernel_grad_equals_lax_over_uneven_slices(batch):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_split_kernel_grad_second_order_equals_lax():
+def test_split_kernel_grad_slices_have_enough_positions(monkeypatch):
+  # 7x7 outputs: slices of 32 images (1,568 positions), so a batch of 64 makes two.
+  batches, lax_conv = [], conv_module._lax_conv
+  monkeypatch.setattr(conv_module, '_lax_conv', lambda x, *a: batches.append(x.shape[0]) or
+                      lax_conv(x, *a))
+  x = jax.random.normal(jax.random.key(0), (64, 7, 7, 2))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, 2, 2))
+  jax.grad(lambda k: jnp.sum(conv2d(x, k, (1, 1), ((1, 1), (1, 1)), 'split') ** 2))(kernel)
+  assert sorted(b for b in batches if b != 64) == [32, 32]
+
+
+def test_split_kernel_grad_second_order_equals_lax(monkeypatch):
+  monkeypatch.setattr(conv_module, 'KERNEL_GRAD_SLICE_POSITIONS', 1)  # Two slices, 8 + 2.
   # R1-style penalties differentiate an input gradient with respect to the kernel.
   x = jax.random.normal(jax.random.key(0), (10, 5, 5, 2))
   kernel = jax.random.normal(jax.random.key(1), (3, 3, 2, 2))

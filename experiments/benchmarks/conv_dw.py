@@ -1,11 +1,11 @@
-"""The weight gradient of a 3x3 stride-1 convolution, written eight ways, timed on XLA:CPU.
+"""The weight gradient of a 3x3 stride-1 convolution, written nine ways, timed on XLA:CPU.
 
 Usage: python experiments/benchmarks/conv_dw.py [--batch=128] [--seconds=0.4]
 
 Why: this gradient is what bounds genjax's U-Net step against PyTorch (README.md). For the
 U-Net's stride-1 layer shapes (batch 128, fp32) it prints the time of dW alone, in ms (best
 of 3 blocks), given the layer input x [B, H, W, C_in] and the output gradient dy, for:
-  lax        jax.vjp of lax.conv_general_dilated (what genjax uses for these layers);
+  lax        jax.vjp of lax.conv_general_dilated;
   nchw       the same through NCHW/OIHW dimension numbers (with the transposes);
   canonical  dW as one forward convolution: x as [C_in, H+2, W+2, B] against dy as a
              [H, W, B, C_out] kernel;
@@ -15,7 +15,9 @@ of 3 blocks), given the layer input x [B, H, W, C_in] and the output gradient dy
   taps       one product per kernel tap (9 strided views of x, each transposed, times dy);
   taps_t     the same from x as [C_in, B, H, W];
   rows3      the 3 column shifts concatenated ([B, H+2, W, 3 C_in]), then one product per
-             row shift.
+             row shift;
+  split      lax's dW summed over batch slices of 8 images (genjax.nn.conv's 'split',
+             what genjax uses for these layers since 2026-11-29 evening).
 Each formulation is checked against lax before it is timed (relative error printed when
 above 1e-5). A large NN matrix product of the im2col shape is timed too, for the ceiling.
 """
@@ -36,7 +38,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
-from genjax.nn.conv import _tap_views  # noqa: E402
+from genjax.nn.conv import _tap_views, conv_split_kernel_grad  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conv_shapes import best_ms  # noqa: E402
@@ -107,8 +109,15 @@ def dw_rows3(x, dy, c_out):
                    ).reshape(3, 3, c_in, c_out)
 
 
+def dw_split(x, dy, c_out):
+  kernel = jnp.zeros((3, 3, x.shape[-1], c_out), x.dtype)
+  _, vjp = jax.vjp(lambda k: conv_split_kernel_grad(x, k, (1, 1), _PADS), kernel)
+  return vjp(dy)[0]
+
+
 FORMULATIONS = dict(lax=dw_lax, nchw=dw_nchw, canonical=dw_canonical, im2col=dw_im2col,
-                    im2col_t=dw_im2col_t, taps=dw_taps, taps_t=dw_taps_t, rows3=dw_rows3)
+                    im2col_t=dw_im2col_t, taps=dw_taps, taps_t=dw_taps_t, rows3=dw_rows3,
+                    split=dw_split)
 
 
 def main():

@@ -7,7 +7,7 @@ by shifted adds, the same layer differentiates into matrix products, which
 XLA runs fast. Likewise `Conv` computes a 1x1 convolution as a matrix
 product, whose gradients XLA runs 2-5x faster than those of its own
 convolution, and the remaining 3x3 stride-1 layers keep lax's convolution but
-sum their kernel gradient over batch slices, which XLA:CPU runs 1.3-2.9x faster
+sum their kernel gradient over batch slices, which XLA:CPU runs 1.3-3.5x faster
 (experiments/benchmarks/conv_shapes.py measures each layer shape). Parameters have flax's names,
 shapes and initializers, so the modules are drop-in replacements
 (tests/test_nn_conv.py proves the outputs and gradients equal).
@@ -126,7 +126,7 @@ def conv_method(kernel_shape: Sequence[int], strides: Sequence[int], pads: Pads)
     then 1.2-2.5x faster than lax's.
   - Otherwise (stride 1, C_out < 2 C_in: most U-Net convs) the patch matrix costs more than
     it saves; lax's convolution with its kernel gradient summed over batch slices ('split',
-    `conv_split_kernel_grad`) differentiates 1.3-2.9x faster than lax's.
+    `conv_split_kernel_grad`) differentiates 1.3-3.5x faster than lax's (kernel gradient).
   (experiments/benchmarks/conv_shapes.py: per-layer figures; conv_ab.py: whole steps.)
   `method=` in `conv2d`/`Conv` forces a formulation; 'lax' is flax's plain convolution.
   """
@@ -142,8 +142,10 @@ def _lax_conv(x: jax.Array, kernel: jax.Array, strides, pads: Pads) -> jax.Array
   return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_DN)
 
 
-# Images per slice of the kernel gradient in 'split' (experiments/benchmarks/conv_shapes.py).
+# A slice of the kernel gradient in 'split': at least this many images and output positions
+# (experiments/benchmarks/conv_dw.py).
 KERNEL_GRAD_SLICE = 8
+KERNEL_GRAD_SLICE_POSITIONS = 1568
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -151,11 +153,13 @@ def conv_split_kernel_grad(x: jax.Array, kernel: jax.Array, strides, pads: Pads)
   """`lax.conv_general_dilated` (NHWC/HWIO) whose kernel gradient is summed over batch slices.
 
   Why: XLA:CPU computes a convolution's kernel gradient as one contraction over all
-  B*H*W positions, which at batch 128 runs at about one core's speed and takes 3-8x the
-  forward pass. Summed over slices of `KERNEL_GRAD_SLICE` images the same gradient is 1.3-2.9x
-  faster: each slice's contraction fits in cache, and independent slices run on all cores.
-  The forward pass and the input gradient are lax's, unchanged. Reverse mode only: a
-  custom_vjp has no forward-mode rule, so jax.jvp needs `Conv(method='lax')`.
+  B*Ho*Wo output positions, which at batch 128 runs at about one core's speed and takes
+  3-8x the forward pass. Summed over slices of at least `KERNEL_GRAD_SLICE` images and
+  `KERNEL_GRAD_SLICE_POSITIONS` positions, the same gradient is 1.3-3.5x faster
+  (experiments/benchmarks/conv_dw.py): each slice's contraction fits in cache, and
+  independent slices run on every core. The forward pass and the input gradient are lax's,
+  unchanged. Reverse mode only: a custom_vjp has no forward-mode rule, so jax.jvp needs
+  `Conv(method='lax')`.
 
   Args:
     x: [B, H, W, C_in].
@@ -176,11 +180,12 @@ def _split_fwd(x, kernel, strides, pads):
 def _split_bwd(strides, pads, residuals, dy):
   x, kernel = residuals
   _, vjp_x = jax.vjp(lambda v: _lax_conv(v, kernel, strides, pads), x)
+  n = max(KERNEL_GRAD_SLICE, -(-KERNEL_GRAD_SLICE_POSITIONS // (dy.shape[1] * dy.shape[2])))
   dkernel = None
-  for i in range(0, x.shape[0], KERNEL_GRAD_SLICE):
-    x_slice = x[i:i + KERNEL_GRAD_SLICE]
+  for i in range(0, x.shape[0], n):
+    x_slice = x[i:i + n]
     _, vjp_k = jax.vjp(lambda k: _lax_conv(x_slice, k, strides, pads), kernel)
-    part = vjp_k(dy[i:i + KERNEL_GRAD_SLICE])[0]
+    part = vjp_k(dy[i:i + n])[0]
     dkernel = part if dkernel is None else dkernel + part
   return vjp_x(dy)[0], dkernel
 
