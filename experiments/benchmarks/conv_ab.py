@@ -5,7 +5,8 @@ Usage: python experiments/benchmarks/conv_ab.py [--models=classifier,vae] [--rou
 
 Both steps are traced from the same model; `conv_method` is forced to 'lax' while the A step
 traces (--a=no_split: only the 'split' layers go back to 'lax'). Blocks of A and B steps
-alternate (order flipped every round), so a shared machine's load hits both alike; the speedup is the median over rounds of (B img/s) / (A img/s).
+alternate (order flipped every round), so a shared machine's load hits both alike; the
+speedup is the median over rounds of (B img/s) / (A img/s).
 """
 from __future__ import annotations
 

@@ -143,7 +143,8 @@ def _lax_conv(x: jax.Array, kernel: jax.Array, strides, pads: Pads) -> jax.Array
 
 
 # A slice of the kernel gradient in 'split': at least this many images and output positions
-# (experiments/benchmarks/conv_dw.py).
+# (8 images at 14x14, 32 at 7x7; smaller slices lost at 7x7 128->128, experiments/benchmarks/
+# README.md).
 KERNEL_GRAD_SLICE = 8
 KERNEL_GRAD_SLICE_POSITIONS = 1568
 
