@@ -8,8 +8,8 @@ XLA runs fast. Likewise `Conv` computes a 1x1 convolution as a matrix
 product, whose gradients XLA runs 2-5x faster than those of its own
 convolution, and the remaining 3x3 stride-1 layers keep lax's convolution but
 sum their kernel gradient over batch slices, which XLA:CPU runs 1.3-3.5x faster
-(experiments/benchmarks/conv_shapes.py measures each layer shape). Parameters have flax's names,
-shapes and initializers, so the modules are drop-in replacements
+(experiments/benchmarks/conv_shapes.py measures each layer shape). Parameters
+have flax's names, shapes and initializers, so the modules are drop-in replacements
 (tests/test_nn_conv.py proves the outputs and gradients equal).
 """
 from __future__ import annotations

@@ -13,10 +13,9 @@ peak memory instead of returning it to the OS, which is what a training job does
 that threads share one arena's lock: XLA's multi-threaded compilation, which allocates many
 small objects, takes 10-35% longer (U-Net train step 13.6-14.2 s -> 17.0-19.1 s), which a
 training run of more than a few hundred steps earns back. Tests, compile-bound, do not use
-it. It must run before
-XLA starts its threads: a thread stays with the arena it first allocated from. `genjax`
-commands call it first thing (`--keep_freed_memory=false` opts out). On other C libraries
-(macOS, musl) it does nothing.
+it. It must run before XLA starts its threads: a thread stays with the arena it first
+allocated from. `genjax` commands call it first thing (`--keep_freed_memory=false` opts out).
+On other C libraries (macOS, musl) it does nothing.
 """
 from __future__ import annotations
 
