@@ -119,6 +119,9 @@ def get_config() -> ml_collections.ConfigDict:
       images_every_steps=500,
       ema_decay=config_dict.placeholder(float),  # None: no EMA of parameters.
       ema_warmup=True,  # Ramp the EMA decay up as min(decay, (1 + n) / (10 + n)).
+      # XLA:CPU's convolution library, 'ynnpack' (XLA's default) or 'eigen': process-wide,
+      # set by genjax commands; faster per model (genjax/train/xla_cpu.py).
+      xla_cpu_convolutions='ynnpack',
   )
 
   c.eval = dict(

@@ -12,6 +12,7 @@ import sys
 import ml_collections
 
 from genjax.train import optim
+from genjax.train import xla_cpu
 
 
 class ConfigError(ValueError):
@@ -25,6 +26,7 @@ def _choices() -> dict[str, tuple]:
       'method.name': tuple(sorted(METHODS)),
       'optim.name': optim.OPTIMIZERS,
       'optim.schedule': optim.SCHEDULES,
+      'train.xla_cpu_convolutions': xla_cpu.LIBRARIES,
   }
 
 

@@ -150,13 +150,24 @@ def _main(argv) -> None:
     apply_none_overrides(_CONFIG.value)
   if not flags.FLAGS['verbosity'].present:  # Library INFO logs (orbax, tfds) drown the progress.
     logging.set_verbosity(logging.WARNING)
-  _init_distributed()
   from genjax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from genjax.train import xla_cpu  # pylint: disable=g-import-not-at-top
+
+  if command != 'demo' and not _WORKDIR.value:
+    raise app.UsageError('--workdir is required.')
+  if command == 'train' and _CONFIG.value is None:
+    raise app.UsageError('--config is required for train.')
+  if command == 'demo':
+    config = _CONFIG.value or config_lib.load_config(DEMO_CONFIG)
+  else:
+    config = _CONFIG.value or _workdir_config(_WORKDIR.value)
+  # Process-wide and read when JAX starts its backend: before any computation.
+  xla_cpu.use_convolution_library(config.train.get('xla_cpu_convolutions', 'ynnpack'))
+  _init_distributed()
   from genjax.train import run as run_lib  # pylint: disable=g-import-not-at-top
 
   if command == 'demo':
     workdir = _WORKDIR.value or 'runs/demo'
-    config = _CONFIG.value or config_lib.load_config(DEMO_CONFIG)
     _run_train(config, workdir)
     result = json.load(open(os.path.join(workdir, 'eval.json')))
     shown = ', '.join(f'{k} {result[k]:.3g}' for k in ('fid', 'fid_floor', 'fid_ratio', 'is',
@@ -165,16 +176,11 @@ def _main(argv) -> None:
     print(f'\nDemo done. Metrics: {os.path.join(workdir, "eval.json")} ({shown}); '
           f'pictures: {os.path.join(workdir, "images")}/')
     return
-  if not _WORKDIR.value:
-    raise app.UsageError('--workdir is required.')
   if command == 'train':
-    if _CONFIG.value is None:
-      raise app.UsageError('--config is required for train.')
-    _run_train(_CONFIG.value, _WORKDIR.value)
+    _run_train(config, _WORKDIR.value)
   elif command == 'sample':
-    _run_sample(_CONFIG.value or _workdir_config(_WORKDIR.value), _WORKDIR.value)
+    _run_sample(config, _WORKDIR.value)
   elif command == 'eval':
-    config = _CONFIG.value or _workdir_config(_WORKDIR.value)
     run = run_lib.setup(config, _WORKDIR.value)
     state = run_lib.restore_or_init(run, require_checkpoint=True)
     run_lib.evaluate(run, state)

@@ -16,8 +16,9 @@ of 3 blocks), given the layer input x [B, H, W, C_in] and the output gradient dy
   taps_t     the same from x as [C_in, B, H, W];
   rows3      the 3 column shifts concatenated ([B, H+2, W, 3 C_in]), then one product per
              row shift;
-  split      lax's dW summed over batch slices of 8 images (genjax.nn.conv's 'split',
-             what genjax uses for these layers since 2026-11-29 evening).
+  split      lax's dW summed over batch slices of 8 images (genjax.nn.conv's 'split').
+Under XLA's default YNNPACK; with XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= the
+convolutions run on Eigen instead (genjax/train/xla_cpu.py).
 Each formulation is checked against lax before it is timed (relative error printed when
 above 1e-5). A large NN matrix product of the im2col shape is timed too, for the ceiling.
 """

@@ -69,17 +69,23 @@ def make_batch(shape, batch_size: int, seed: int = 0):
   return {'image': images, 'label': rng.integers(0, 10, batch_size).astype(np.int32)}
 
 
-def build_genjax(name: str, batch_size: int):
-  """(step_fn () -> None that runs one step, the jitted step, args, state holder)."""
+def build_genjax(name: str, batch_size: int, library: str | None = None):
+  """(step_fn () -> None that runs one step, the jitted step, args, state holder, config, shape).
+
+  The step compiles for XLA:CPU convolution `library` ('ynnpack' or 'eigen'), by default the
+  one the model's config picks, as `genjax` commands would (genjax/train/xla_cpu.py).
+  """
   import jax
   from genjax.methods import make_method
+  from genjax.train import xla_cpu
   config, shape = load(name, batch_size)
   method = make_method(config, shape)
   batch = jax.tree.map(jax.numpy.asarray, make_batch(shape, batch_size))
   state = jax.jit(method.init)(jax.random.key(0), jax.tree.map(lambda a: a[:1], batch))
   key = jax.random.key(1)
   step = jax.jit(lambda s, b: method.train_step(s, b, jax.random.fold_in(key, s.step)),
-                 donate_argnums=0)
+                 donate_argnums=0, compiler_options=xla_cpu.compiler_options(
+                     library or config.train.xla_cpu_convolutions))
   holder = {'state': state}
 
   def run(n: int):
@@ -206,8 +212,11 @@ def bench_sampling(name, config, shape, params, net, args) -> dict:
   import torch_models as tm
   from genjax.methods.diffusion import make_sample_fn
   n = args.batch
-  sample = make_sample_fn(config, shape, 'dpmpp_2m', args.sample_steps)
+  from genjax.train import xla_cpu
   keys = jax.random.split(jax.random.key(2), n)
+  sample = make_sample_fn(config, shape, 'dpmpp_2m', args.sample_steps).lower(
+      params, keys, None).compile(
+          compiler_options=xla_cpu.compiler_options(config.train.xla_cpu_convolutions))
   sample(params, keys, None).block_until_ready()
   net = tm.to_layout(net, True).eval()
   sigmas = tm.karras_sigmas(args.sample_steps, config.method.sigma_min, config.method.sigma_max)

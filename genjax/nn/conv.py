@@ -6,9 +6,10 @@ convolution (an input-dilated convolution) through a slow generic path, 5 to
 by shifted adds, the same layer differentiates into matrix products, which
 XLA runs fast. Likewise `Conv` computes a 1x1 convolution as a matrix
 product, whose gradients XLA runs 2-5x faster than those of its own
-convolution, and the remaining 3x3 stride-1 layers keep lax's convolution but
-sum their kernel gradient over batch slices, which XLA:CPU runs 1.3-3.5x faster
-(experiments/benchmarks/conv_shapes.py measures each layer shape). Parameters
+convolution; strided and channel-widening convolutions go through im2col; the
+remaining 3x3 stride-1 layers keep lax's convolution, whose library
+genjax/train/xla_cpu.py chooses (experiments/benchmarks/conv_shapes.py measures
+each layer shape). Parameters
 have flax's names, shapes and initializers, so the modules are drop-in replacements
 (tests/test_nn_conv.py proves the outputs and gradients equal).
 """
@@ -118,7 +119,7 @@ def _tap_views(x: jax.Array, kh: int, kw: int, strides, pads: Pads) -> list[jax.
 
 
 def conv_method(kernel_shape: Sequence[int], strides: Sequence[int], pads: Pads) -> str:
-  """Which formulation `conv2d` uses: 'gemm', 'im2col' or 'split' (measured, README of benchmarks).
+  """Which formulation `conv2d` uses: 'gemm', 'im2col' or 'lax' (measured, README of benchmarks).
 
   On XLA:CPU (jax 0.10) the weight gradient of `lax.conv_general_dilated` runs 3-8x slower
   than its forward pass, while matrix products differentiate into matrix products.
@@ -129,8 +130,10 @@ def conv_method(kernel_shape: Sequence[int], strides: Sequence[int], pads: Pads)
     every conv of the classifier and the first of a widening ResBlock), and the gradient is
     then 1.2-2.5x faster than lax's.
   - Otherwise (stride 1, C_out < 2 C_in: most U-Net convs) the patch matrix costs more than
-    it saves; lax's convolution with its kernel gradient summed over batch slices ('split',
-    `conv_split_kernel_grad`) differentiates 1.3-3.5x faster than lax's (kernel gradient).
+    it saves: lax's convolution ('lax'). Under YNNPACK, its kernel gradient runs on one core,
+    and 'split' (`conv_split_kernel_grad`) makes it 1.3-3.5x faster; but the U-Net, the model
+    made of such layers, runs fastest on Eigen (genjax/train/xla_cpu.py), where 'split' costs
+    (whole step 0.90x), so 'split' is a `method=` to ask for, not a default.
   (experiments/benchmarks/conv_shapes.py: per-layer figures; conv_ab.py: whole steps.)
   `method=` in `conv2d`/`Conv` forces a formulation; 'lax' is flax's plain convolution.
   """
@@ -139,7 +142,7 @@ def conv_method(kernel_shape: Sequence[int], strides: Sequence[int], pads: Pads)
     return 'gemm'
   if tuple(strides) != (1, 1) or c_out >= 2 * c_in:
     return 'im2col'
-  return 'split'
+  return 'lax'
 
 
 def _lax_conv(x: jax.Array, kernel: jax.Array, strides, pads: Pads) -> jax.Array:

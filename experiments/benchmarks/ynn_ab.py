@@ -1,0 +1,81 @@
+"""genjax alone, A/B in one process: train steps (and the U-Net's sampler) compiled with
+XLA:CPU's convolutions on YNNPACK (XLA's default) against the same on Eigen.
+
+Usage: python experiments/benchmarks/ynn_ab.py [--models=classifier,vae,dcgan,unet_ddpm]
+       [--rounds=3] [--a_split] [--sample_steps=5]
+
+Why: genjax/train/xla_cpu.py. Both steps are traced from the same model and compiled with
+YNNPACK (A) and Eigen (B) (`xla_cpu.compiler_options`), whatever the model's config chooses. --a_split traces A with Conv method 'split' where the rule picks 'lax' (3x3 stride-1,
+C_out < 2 C_in): what genjax ran on YNNPACK before the choice of library existed. Blocks of A
+and B alternate (order flipped every round); the speedup is the median of (B img/s) / (A img/s).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import run as bench  # noqa: E402
+from genjax.train import malloc  # noqa: E402
+
+# As genjax commands do, before XLA starts its threads (genjax/train/malloc.py).
+malloc.keep_freed_memory()
+
+
+def _compiled_step(name: str, batch: int, library: str):
+  """(run(n), state holder) for `name`'s train step compiled for `library`."""
+  run, _, _, _, _, _ = bench.build_genjax(name, batch, library)
+  return run
+
+
+def _compiled_sampler(name: str, batch: int, steps: int, library: str):
+  import jax
+  from genjax.methods.diffusion import make_sample_fn
+  from genjax.train import xla_cpu
+  _, _, _, holder, config, shape = bench.build_genjax(name, batch)
+  params, keys = holder['state'].params, jax.random.split(jax.random.key(2), batch)
+  sample = make_sample_fn(config, shape, 'dpmpp_2m', steps).lower(params, keys, None).compile(
+      compiler_options=xla_cpu.compiler_options(library))
+  return lambda n: [sample(params, keys, None).block_until_ready() for _ in range(n)]
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument('--models', default=','.join(bench.MODELS))
+  p.add_argument('--batch', type=int, default=128)
+  p.add_argument('--rounds', type=int, default=3)
+  p.add_argument('--target_s', type=float, default=1.5)
+  p.add_argument('--a_split', action='store_true',
+                 help="A traces Conv method 'split' where the rule picks 'lax'")
+  p.add_argument('--sample_steps', type=int, default=5, help='U-Net sampler steps (0: skip)')
+  args = p.parse_args()
+  import jax
+  from genjax.nn import conv
+  chosen = conv.conv_method
+  a_name = 'YNNPACK' + (", 'split'" if args.a_split else '')
+  print(f'| workload | {a_name} img/s | Eigen img/s | speedup (min-max) |')
+  print('|---|---|---|---|')
+  for name in args.models.split(','):
+    if args.a_split:
+      conv.conv_method = lambda *a: {'lax': 'split'}.get(chosen(*a), chosen(*a))
+    run_a = _compiled_step(name, args.batch, 'ynnpack')
+    conv.conv_method = chosen
+    run_b = _compiled_step(name, args.batch, 'eigen')
+    rows = [(f'{name} train', run_a, run_b)]
+    if name in bench.SAMPLING and args.sample_steps:
+      rows.append((f'{name} sample ({args.sample_steps} NFE)',
+                   _compiled_sampler(name, args.batch, args.sample_steps, 'ynnpack'),
+                   _compiled_sampler(name, args.batch, args.sample_steps, 'eigen')))
+    for label, a, b in rows:
+      a(1)
+      out = bench.compare(b, a, args.batch, args.rounds, args.target_s)
+      print(f'| {label} | {out["torch_img_s"]:.0f} | {out["genjax_img_s"]:.0f} | '
+            f'**{out["ratio"]:.2f}** ({out["ratio_min"]:.2f}-{out["ratio_max"]:.2f}) |', flush=True)
+    del rows, run_a, run_b
+    jax.clear_caches()
+
+
+if __name__ == '__main__':
+  main()

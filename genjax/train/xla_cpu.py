@@ -1,0 +1,78 @@
+"""Which library XLA:CPU runs convolutions with: YNNPACK (its default) or Eigen.
+
+Why: jax 0.10's XLA:CPU hands convolutions and matrix products to YNNPACK. Its 3x3 stride-1
+convolutions at our shapes run on one core: at batch 128, 28x28 32->32, the forward pass takes
+the same 15 ms pinned to one core as on both, and the kernel gradient 70-80 ms. Eigen, XLA's
+other convolution library, runs the same forward pass in 10 ms on two cores (20 ms on one) and
+the kernel gradient in 25-30 ms (experiments/benchmarks/README.md, "YNNPACK").
+Which is faster for a whole train step depends on the model, so a config chooses
+(`config.train.xla_cpu_convolutions`, measured by experiments/benchmarks/ynn_ab.py):
+- 'eigen' for the DDPM U-Net (3x3 stride-1 convolutions throughout): train step 1.24x,
+  sampling 1.75x;
+- 'ynnpack' for the VAE and DCGAN, whose transposed and strided convolutions are matrix
+  products (genjax.nn.conv) that YNNPACK runs well: with Eigen their steps are 0.82-0.85x.
+The choice is process-wide (an XLA flag read when JAX starts its CPU backend), so `genjax`
+commands apply it before their first computation (`use_convolution_library`); a single jit
+can take it as compiler options instead (`compiler_options`), as the benchmarks do. Other
+backends (GPU, TPU) ignore it.
+"""
+from __future__ import annotations
+
+import os
+
+LIBRARIES = ('ynnpack', 'eigen')
+_FLAG = 'xla_cpu_experimental_ynn_fusion_type'
+# What XLA lets YNNPACK take, per library choice. 'eigen' leaves YNNPACK nothing, so
+# convolutions, matrix products and their fusions go back to XLA's own (Eigen) kernels.
+_XLA_FLAGS = {'ynnpack': None, 'eigen': ''}
+
+
+def _check(library: str) -> None:
+  if library not in LIBRARIES:
+    raise ValueError(f'XLA:CPU convolution library {library!r} is not one of {LIBRARIES} '
+                     '(config.train.xla_cpu_convolutions).')
+
+
+def compiler_options(library: str) -> dict[str, str]:
+  """Compiler options for `jax.jit(..., compiler_options=...)` that select `library` for one jit.
+
+  Args:
+    library: 'ynnpack' (XLA's default: {}) or 'eigen'.
+
+  Returns:
+    {XLA debug option: value}, empty for the default.
+  """
+  _check(library)
+  value = _XLA_FLAGS[library]
+  return {} if value is None else {_FLAG: value}
+
+
+def use_convolution_library(library: str) -> bool:
+  """Selects `library` for every computation of this process, through XLA_FLAGS.
+
+  Must run before JAX starts its CPU backend (the first computation or device query); a
+  flag the user already put in XLA_FLAGS wins.
+
+  Args:
+    library: 'ynnpack' (nothing to do) or 'eigen'.
+
+  Returns:
+    True if XLA_FLAGS was changed.
+
+  Raises:
+    ValueError: an unknown library.
+    RuntimeError: JAX's backend is already running, so the flag would be ignored silently.
+  """
+  _check(library)
+  value = _XLA_FLAGS[library]
+  flags = os.environ.get('XLA_FLAGS', '')
+  if value is None or f'--{_FLAG}' in flags:
+    return False
+  from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+
+  if xla_bridge.backends_are_initialized():
+    raise RuntimeError(f'use_convolution_library({library!r}) after JAX started its backend: '
+                       'XLA would ignore the flag. Call it before the first computation, or '
+                       'pass compiler_options(library) to jax.jit.')
+  os.environ['XLA_FLAGS'] = f'{flags} --{_FLAG}={value}'.strip()
+  return True
