@@ -39,8 +39,8 @@ def get_config(variant=None):
   c.optim.warmup_steps = 5000
   c.optim.grad_clip_norm = 1.0
   c.train.num_steps = 800_000
-  # A U-Net of 3x3 stride-1 convolutions: XLA:CPU runs its step 1.24x and its sampler 1.75x
-  # faster on Eigen than on YNNPACK (genjax/train/xla_cpu.py; GPU/TPU ignore it).
+  # A U-Net of 3x3 stride-1 convolutions: XLA:CPU runs its step 1.24x and its sampler 1.49x
+  # faster on Eigen than on YNNPACK at batch 128 (genjax/train/xla_cpu.py; GPU/TPU ignore it).
   c.train.xla_cpu_convolutions = 'eigen'
   c.train.ema_decay = 0.9999
   c.train.ema_warmup = False

@@ -7,8 +7,8 @@ other convolution library, runs the same forward pass in 10 ms on two cores (20 
 the kernel gradient in 25-30 ms (experiments/benchmarks/README.md, "YNNPACK").
 Which is faster for a whole train step depends on the model, so a config chooses
 (`config.train.xla_cpu_convolutions`, measured by experiments/benchmarks/ynn_ab.py):
-- 'eigen' for the DDPM U-Net (3x3 stride-1 convolutions throughout): train step 1.24x,
-  sampling 1.75x;
+- 'eigen' for the DDPM U-Net (3x3 stride-1 convolutions throughout): at batch 128 the train
+  step 1.24x, sampling 1.49x (at batch 32 the train step is equal);
 - 'ynnpack' for the VAE and DCGAN, whose transposed and strided convolutions are matrix
   products (genjax.nn.conv) that YNNPACK runs well: with Eigen their steps are 0.82-0.85x.
 The choice is process-wide (an XLA flag read when JAX starts its CPU backend), so `genjax`
