@@ -11,7 +11,6 @@ speedup is the median over rounds of (B img/s) / (A img/s).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -26,11 +25,7 @@ malloc.keep_freed_memory()
 
 
 def main():
-  p = argparse.ArgumentParser()
-  p.add_argument('--models', default=','.join(bench.MODELS))
-  p.add_argument('--batch', type=int, default=128)
-  p.add_argument('--rounds', type=int, default=3)
-  p.add_argument('--target_s', type=float, default=1.5)
+  p = bench.ab_parser()
   p.add_argument('--a', default='lax', choices=('lax', 'split'),
                  help="A's rule: lax's convolution everywhere, or the chosen rule with 'split' "
                       "in place of 'lax' (the kernel gradient summed over batch slices)")

@@ -147,6 +147,16 @@ def timed(fn, n: int) -> float:
   return time.perf_counter() - t
 
 
+def ab_parser() -> argparse.ArgumentParser:
+  """The options of the genjax-alone A/B scripts (conv_ab.py, ynn_ab.py): models, batch, rounds."""
+  p = argparse.ArgumentParser()
+  p.add_argument('--models', default=','.join(MODELS))
+  p.add_argument('--batch', type=int, default=128)
+  p.add_argument('--rounds', type=int, default=3)
+  p.add_argument('--target_s', type=float, default=1.5, help='seconds per timed block')
+  return p
+
+
 def compare(run_a, run_b, batch: int, rounds: int, target_s: float):
   """Interleaved rounds; returns dict of median img/s of a and b and the median ratio a/b."""
   ta, tb = timed(run_a, 1), timed(run_b, 1)  # Warm-up (compiled already for a).

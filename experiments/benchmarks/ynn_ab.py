@@ -11,7 +11,6 @@ and B alternate (order flipped every round); the speedup is the median of (B img
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -42,11 +41,7 @@ def _compiled_sampler(name: str, batch: int, steps: int, library: str):
 
 
 def main():
-  p = argparse.ArgumentParser()
-  p.add_argument('--models', default=','.join(bench.MODELS))
-  p.add_argument('--batch', type=int, default=128)
-  p.add_argument('--rounds', type=int, default=3)
-  p.add_argument('--target_s', type=float, default=1.5)
+  p = bench.ab_parser()
   p.add_argument('--a_split', action='store_true',
                  help="A traces Conv method 'split' where the rule picks 'lax'")
   p.add_argument('--sample_steps', type=int, default=5, help='U-Net sampler steps (0: skip)')
