@@ -44,6 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
       w_dim=128,  # StyleGAN: size of w (and of the mapping network's layers).
       mapping_layers=8,  # StyleGAN mapping network depth.
       mapping_lr_mult=0.01,  # StyleGAN mapping network learning-rate multiplier.
+      affine_lr_mult=1.0,  # StyleGAN style affines' learning-rate multiplier (1 in the papers).
       style_mode='modulated',  # StyleGAN: modulated (StyleGAN2, demodulation) | adain (StyleGAN).
       mbstd_group=4,  # StyleGAN discriminator: minibatch-stddev group size.
       # Diffusion U-Net (model.channels: width per resolution level).

@@ -207,3 +207,31 @@ def test_packed_discriminator_step_and_projection_sums_members():
       {'params': {k: v for k, v in params['params'].items() if k != 'label_proj'}}, x)
   np.testing.assert_allclose(both, d.apply(params, x, pairs[:, 0]) + d.apply(params, x, pairs[:, 1])
                              - no_label, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('mode', sg.STYLE_MODES)
+def test_affine_lr_mult_keeps_the_function_and_scales_only_affine_gradients(mode):
+  """affine_lr_mult = m stores each style affine's parameters as (effective / m): the same
+  generator at init, and d loss / d stored = m * d loss / d effective for the affines only, so
+  Adam moves their effective values m times slower."""
+  z = jax.random.normal(jax.random.key(0), (3, 16))
+  noise = [jax.random.normal(jax.random.key(i), (3,) + s)
+           for i, s in enumerate(sg.noise_shapes((32, 32, 1)))]
+  make = lambda m: sg.StyleGenerator((32, 32, 1), (8, 8, 4, 4), 16, 2, style_mode=mode,
+                                     affine_lr_mult=m)
+  slow, plain = make(0.01), make(1.0)
+  p_slow, p_plain = slow.init(jax.random.key(1), z, None, noise), plain.init(jax.random.key(1), z,
+                                                                             None, noise)
+  np.testing.assert_allclose(slow.apply(p_slow, z, None, noise), plain.apply(p_plain, z, None, noise),
+                             rtol=1e-5, atol=1e-5)
+  loss = lambda g: lambda p: jnp.sum(jnp.sin(g.apply(p, z, None, noise)))
+  g_slow, g_plain = jax.grad(loss(slow))(p_slow), jax.grad(loss(plain))(p_plain)
+  flat_slow = dict(jax.tree_util.tree_flatten_with_path(g_slow)[0])
+  affines = 0
+  for path, g in jax.tree_util.tree_flatten_with_path(g_plain)[0]:
+    is_affine = any(getattr(k, 'key', None) == 'affine' for k in path)
+    affines += is_affine
+    want = g * (0.01 if is_affine else 1.0)
+    np.testing.assert_allclose(flat_slow[path], want, rtol=1e-4,
+                               atol=1e-5 * float(jnp.max(jnp.abs(want))))
+  assert affines == 2 * (7 + 4)  # Kernel and bias of 7 styled layers' and 4 to-RGB affines.

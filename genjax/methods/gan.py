@@ -88,7 +88,7 @@ def make_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
     if m.style_mode not in stylegan.STYLE_MODES:
       raise ValueError(f'model.style_mode={m.style_mode!r}; accepted: {stylegan.STYLE_MODES}.')
     return (stylegan.StyleGenerator(image_shape, tuple(m.gen_channels), m.w_dim, m.mapping_layers,
-                                    m.mapping_lr_mult, k, m.style_mode),
+                                    m.mapping_lr_mult, k, m.style_mode, m.affine_lr_mult),
             stylegan.StyleDiscriminator(tuple(m.disc_channels), k, m.mbstd_group))
   raise ValueError(f'method.name=gan takes model.name in {MODELS}, got {m.name!r}.')
 

@@ -25,6 +25,7 @@ both modes.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -244,16 +245,18 @@ class ModulatedConv(nn.Module):
     features: output channels.
     kernel_size: k.
     demodulate: apply demodulation (False for to-RGB layers).
+    affine_lr_mult: learning-rate multiplier of the style affine (1 in the papers).
   """
   features: int
   kernel_size: int = 3
   demodulate: bool = True
+  affine_lr_mult: float = 1.0
 
   @nn.compact
   def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
     """x [B, H, W, Cin], w [B, W] -> [B, H, W, features]."""
     k, cin = self.kernel_size, x.shape[-1]
-    styles = EqualDense(cin, bias_init=1.0, name='affine')(w)  # [B, Cin]
+    styles = EqualDense(cin, lr_mult=self.affine_lr_mult, bias_init=1.0, name='affine')(w)
     kernel = self.param('kernel', nn.initializers.normal(1.0), (k, k, cin, self.features))
     return modulated_conv(x, kernel / math.sqrt(k * k * cin), styles, demodulate=self.demodulate)
 
@@ -269,10 +272,12 @@ class StyledLayer(nn.Module):
     features: output channels.
     up: bilinear 2x up-sampling first.
     style_mode: 'modulated' or 'adain'.
+    affine_lr_mult: learning-rate multiplier of the style affine.
   """
   features: int
   up: bool = False
   style_mode: str = 'modulated'
+  affine_lr_mult: float = 1.0
 
   @nn.compact
   def __call__(self, x: jax.Array, w: jax.Array, noise: jax.Array) -> jax.Array:
@@ -280,14 +285,14 @@ class StyledLayer(nn.Module):
     if self.up:
       x = upsample2x(x)
     if self.style_mode == 'modulated':
-      x = ModulatedConv(self.features, 3, name='conv')(x, w)
+      x = ModulatedConv(self.features, 3, affine_lr_mult=self.affine_lr_mult, name='conv')(x, w)
     else:
       x = EqualConv(self.features, 3, use_bias=False, name='conv')(x)
     # Learned noise strength, zero at init (StyleGAN2).
     x = x + self.param('noise_strength', nn.initializers.zeros_init(), ()) * noise
     x = lrelu(x + self.param('bias', nn.initializers.zeros_init(), (self.features,)))
     if self.style_mode == 'adain':
-      style = EqualDense(2 * self.features, name='affine')(w)
+      style = EqualDense(2 * self.features, lr_mult=self.affine_lr_mult, name='affine')(w)
       x = adain(x, 1.0 + style[:, :self.features], style[:, self.features:])
     return x
 
@@ -297,13 +302,16 @@ class ToRGB(nn.Module):
 
   Attributes:
     channels: image channels C.
+    affine_lr_mult: learning-rate multiplier of the style affine.
   """
   channels: int
+  affine_lr_mult: float = 1.0
 
   @nn.compact
   def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
     """x [B, H, W, Cin], w [B, W] -> [B, H, W, C]."""
-    y = ModulatedConv(self.channels, 1, demodulate=False, name='conv')(x, w)
+    y = ModulatedConv(self.channels, 1, demodulate=False, affine_lr_mult=self.affine_lr_mult,
+                      name='conv')(x, w)
     return y + self.param('bias', nn.initializers.zeros_init(), (self.channels,))
 
 
@@ -360,10 +368,12 @@ class SynthesisNetwork(nn.Module):
     image_shape: (H, W, C), H = W = 4 * 2**(len(channels) - 1).
     channels: feature maps at 4x4, 8x8, ..., HxW.
     style_mode: 'modulated' or 'adain'.
+    affine_lr_mult: learning-rate multiplier of every style affine (see StyleGenerator).
   """
   image_shape: Sequence[int] = (32, 32, 1)
   channels: Sequence[int] = (256, 128, 64, 32)
   style_mode: str = 'modulated'
+  affine_lr_mult: float = 1.0
 
   @nn.compact
   def __call__(self, ws: jax.Array, noise: Sequence[jax.Array]) -> jax.Array:
@@ -378,14 +388,16 @@ class SynthesisNetwork(nn.Module):
     b = ws.shape[0]
     const = self.param('const', nn.initializers.normal(1.0), (4, 4, self.channels[0]))
     x = jnp.broadcast_to(const, (b, 4, 4, self.channels[0]))
-    x = StyledLayer(self.channels[0], style_mode=self.style_mode, name='b4_conv')(x, ws[:, 0], noise[0])
-    img = ToRGB(c, name='b4_torgb')(x, ws[:, 1])
+    layer = functools.partial(StyledLayer, style_mode=self.style_mode,
+                              affine_lr_mult=self.affine_lr_mult)
+    to_rgb = functools.partial(ToRGB, c, affine_lr_mult=self.affine_lr_mult)
+    x = layer(self.channels[0], name='b4_conv')(x, ws[:, 0], noise[0])
+    img = to_rgb(name='b4_torgb')(x, ws[:, 1])
     for i, ch in enumerate(self.channels[1:], start=1):
       r = 4 * 2 ** i
-      x = StyledLayer(ch, up=True, style_mode=self.style_mode, name=f'b{r}_conv0')(
-          x, ws[:, 2 * i - 1], noise[2 * i - 1])
-      x = StyledLayer(ch, style_mode=self.style_mode, name=f'b{r}_conv1')(x, ws[:, 2 * i], noise[2 * i])
-      img = upsample2x(img) + ToRGB(c, name=f'b{r}_torgb')(x, ws[:, 2 * i + 1])
+      x = layer(ch, up=True, name=f'b{r}_conv0')(x, ws[:, 2 * i - 1], noise[2 * i - 1])
+      x = layer(ch, name=f'b{r}_conv1')(x, ws[:, 2 * i], noise[2 * i])
+      img = upsample2x(img) + to_rgb(name=f'b{r}_torgb')(x, ws[:, 2 * i + 1])
     return img  # [B, H, W, C], not squashed (clip to [-1, 1] for viewing).
 
 
@@ -400,6 +412,9 @@ class StyleGenerator(nn.Module):
     mapping_lr_mult: 0.01.
     num_classes: 0, or K for a conditional generator.
     style_mode: 'modulated' (StyleGAN2) or 'adain' (StyleGAN).
+    affine_lr_mult: learning-rate multiplier of the style affines w -> s (1 in the papers).
+      Below 1 the styles stay near their random projection of w, so the generator cannot
+      quickly learn to ignore them (what mode-collapses it on mnist5k, RESULTS.md).
   """
   image_shape: Sequence[int] = (32, 32, 1)
   channels: Sequence[int] = (256, 128, 64, 32)
@@ -408,11 +423,13 @@ class StyleGenerator(nn.Module):
   mapping_lr_mult: float = 0.01
   num_classes: int = 0
   style_mode: str = 'modulated'
+  affine_lr_mult: float = 1.0
 
   def setup(self):
     self.mapping = MappingNetwork(self.w_dim, self.mapping_layers, self.mapping_lr_mult,
                                   self.num_classes)
-    self.synthesis = SynthesisNetwork(self.image_shape, self.channels, self.style_mode)
+    self.synthesis = SynthesisNetwork(self.image_shape, self.channels, self.style_mode,
+                                      self.affine_lr_mult)
 
   @property
   def num_ws(self) -> int:
