@@ -2,15 +2,16 @@
 
 Why: jax 0.10's XLA:CPU hands convolutions and matrix products to YNNPACK. Its 3x3 stride-1
 convolutions at our shapes run on one core: at batch 128, 28x28 32->32, the forward pass takes
-the same 15 ms pinned to one core as on both, and the kernel gradient 70-80 ms. Eigen, XLA's
+the same 15 ms pinned to one core as on both, and the kernel gradient 67-78 ms. Eigen, XLA's
 other convolution library, runs the same forward pass in 10 ms on two cores (20 ms on one) and
-the kernel gradient in 25-30 ms (experiments/benchmarks/README.md, "YNNPACK").
+the kernel gradient in 26-32 ms (experiments/benchmarks/README.md, last section).
 Which is faster for a whole train step depends on the model, so a config chooses
 (`config.train.xla_cpu_convolutions`, measured by experiments/benchmarks/ynn_ab.py):
 - 'eigen' for the DDPM U-Net (3x3 stride-1 convolutions throughout): at batch 128 the train
   step 1.24x, sampling 1.49x (at batch 32 the train step is equal);
 - 'ynnpack' for the VAE and DCGAN, whose transposed and strided convolutions are matrix
-  products (genjax.nn.conv) that YNNPACK runs well: with Eigen their steps are 0.82-0.85x.
+  products (genjax.nn.conv) that YNNPACK runs well: with Eigen their steps are 0.82-0.86x
+  (the classifier's 0.95-1.05x: either).
 The choice is process-wide (an XLA flag read when JAX starts its CPU backend), so `genjax`
 commands apply it before their first computation (`use_convolution_library`); a single jit
 can take it as compiler options instead (`compiler_options`), as the benchmarks do. Other
