@@ -48,6 +48,15 @@ def compiler_options(library: str) -> dict[str, str]:
   return {} if value is None else {_FLAG: value}
 
 
+def _backend_started() -> bool:
+  """Whether JAX has started its backends (a private JAX function: False where it is gone)."""
+  try:
+    from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+    return bool(xla_bridge.backends_are_initialized())
+  except (ImportError, AttributeError):  # Another JAX version: trust the caller's order.
+    return False
+
+
 def use_convolution_library(library: str) -> bool:
   """Selects `library` for every computation of this process, through XLA_FLAGS.
 
@@ -69,9 +78,7 @@ def use_convolution_library(library: str) -> bool:
   flags = os.environ.get('XLA_FLAGS', '')
   if value is None or f'--{_FLAG}' in flags:
     return False
-  from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
-
-  if xla_bridge.backends_are_initialized():
+  if _backend_started():
     raise RuntimeError(f'use_convolution_library({library!r}) after JAX started its backend: '
                        'XLA would ignore the flag. Call it before the first computation, or '
                        'pass compiler_options(library) to jax.jit.')
