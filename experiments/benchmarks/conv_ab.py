@@ -5,9 +5,9 @@ Usage: python experiments/benchmarks/conv_ab.py [--models=classifier,vae] [--rou
 
 Both steps are traced from the same model; `conv_method` is forced to 'lax' while the A step
 traces (--a=split: 'split' where the rule picks 'lax', what genjax ran on YNNPACK before
-genjax/train/xla_cpu.py existed). Both steps compile for the model's configured library. Blocks of A and B steps
-alternate (order flipped every round), so a shared machine's load hits both alike; the
-speedup is the median over rounds of (B img/s) / (A img/s).
+genjax/train/xla_cpu.py existed). Both steps compile for the model's configured library.
+Blocks of A and B steps alternate (order flipped every round), so a shared machine's load
+hits both alike; the speedup is the median over rounds of (B img/s) / (A img/s).
 """
 from __future__ import annotations
 

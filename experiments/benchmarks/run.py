@@ -215,26 +215,34 @@ def bench_model(name: str, args) -> dict:
   return row
 
 
+def build_genjax_sampler(config, shape, params, batch_size: int, steps: int,
+                         library: str | None = None):
+  """run(n): n calls of genjax's DPM-Solver++(2M) sampler (`steps` steps, a batch of
+  `batch_size`), compiled for XLA:CPU convolution `library` (default: the config's)."""
+  import jax
+  from genjax.methods.diffusion import make_sample_fn
+  from genjax.train import xla_cpu
+  keys = jax.random.split(jax.random.key(2), batch_size)
+  sample = make_sample_fn(config, shape, 'dpmpp_2m', steps).lower(params, keys, None).compile(
+      compiler_options=xla_cpu.compiler_options(library or config.train.xla_cpu_convolutions))
+
+  def run(n: int):
+    for _ in range(n):
+      sample(params, keys, None).block_until_ready()
+
+  return run
+
+
 def bench_sampling(name, config, shape, params, net, args) -> dict:
   """DPM-Solver++(2M), args.sample_steps steps, a batch of args.batch, both frameworks."""
-  import jax
   import torch
   import torch_models as tm
-  from genjax.methods.diffusion import make_sample_fn
   n = args.batch
-  from genjax.train import xla_cpu
-  keys = jax.random.split(jax.random.key(2), n)
-  sample = make_sample_fn(config, shape, 'dpmpp_2m', args.sample_steps).lower(
-      params, keys, None).compile(
-          compiler_options=xla_cpu.compiler_options(config.train.xla_cpu_convolutions))
-  sample(params, keys, None).block_until_ready()
+  run_j = build_genjax_sampler(config, shape, params, n, args.sample_steps)
+  run_j(1)
   net = tm.to_layout(net, True).eval()
   sigmas = tm.karras_sigmas(args.sample_steps, config.method.sigma_min, config.method.sigma_max)
   x = tm.to_layout(torch.randn(n, shape[2], shape[0], shape[1]) * sigmas[0], True)
-
-  def run_j(k):
-    for _ in range(k):
-      sample(params, keys, None).block_until_ready()
 
   def run_t(k):
     for _ in range(k):

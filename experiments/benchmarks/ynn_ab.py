@@ -5,7 +5,8 @@ Usage: python experiments/benchmarks/ynn_ab.py [--models=classifier,vae,dcgan,un
        [--rounds=3] [--a_split] [--sample_steps=5]
 
 Why: genjax/train/xla_cpu.py. Both steps are traced from the same model and compiled with
-YNNPACK (A) and Eigen (B) (`xla_cpu.compiler_options`), whatever the model's config chooses. --a_split traces A with Conv method 'split' where the rule picks 'lax' (3x3 stride-1,
+YNNPACK (A) and Eigen (B) (`xla_cpu.compiler_options`), whatever the model's config chooses.
+--a_split traces A with Conv method 'split' where the rule picks 'lax' (3x3 stride-1,
 C_out < 2 C_in): what genjax ran on YNNPACK before the choice of library existed. Blocks of A
 and B alternate (order flipped every round); the speedup is the median of (B img/s) / (A img/s).
 """
@@ -23,23 +24,6 @@ from genjax.train import malloc  # noqa: E402
 malloc.keep_freed_memory()
 
 
-def _compiled_step(name: str, batch: int, library: str):
-  """(run(n), state holder) for `name`'s train step compiled for `library`."""
-  run, _, _, _, _, _ = bench.build_genjax(name, batch, library)
-  return run
-
-
-def _compiled_sampler(name: str, batch: int, steps: int, library: str):
-  import jax
-  from genjax.methods.diffusion import make_sample_fn
-  from genjax.train import xla_cpu
-  _, _, _, holder, config, shape = bench.build_genjax(name, batch)
-  params, keys = holder['state'].params, jax.random.split(jax.random.key(2), batch)
-  sample = make_sample_fn(config, shape, 'dpmpp_2m', steps).lower(params, keys, None).compile(
-      compiler_options=xla_cpu.compiler_options(library))
-  return lambda n: [sample(params, keys, None).block_until_ready() for _ in range(n)]
-
-
 def main():
   p = bench.ab_parser()
   p.add_argument('--a_split', action='store_true',
@@ -47,6 +31,7 @@ def main():
   p.add_argument('--sample_steps', type=int, default=5, help='U-Net sampler steps (0: skip)')
   args = p.parse_args()
   import jax
+  import jax.numpy as jnp
   from genjax.nn import conv
   chosen = conv.conv_method
   a_name = 'YNNPACK' + (", 'split'" if args.a_split else '')
@@ -55,14 +40,17 @@ def main():
   for name in args.models.split(','):
     if args.a_split:
       conv.conv_method = lambda *a: {'lax': 'split'}.get(chosen(*a), chosen(*a))
-    run_a = _compiled_step(name, args.batch, 'ynnpack')
+    run_a, _, _, _, _, _ = bench.build_genjax(name, args.batch, 'ynnpack')
     conv.conv_method = chosen
-    run_b = _compiled_step(name, args.batch, 'eigen')
+    run_b, _, _, holder, config, shape = bench.build_genjax(name, args.batch, 'eigen')
     rows = [(f'{name} train', run_a, run_b)]
     if name in bench.SAMPLING and args.sample_steps:
-      rows.append((f'{name} sample ({args.sample_steps} NFE)',
-                   _compiled_sampler(name, args.batch, args.sample_steps, 'ynnpack'),
-                   _compiled_sampler(name, args.batch, args.sample_steps, 'eigen')))
+      # A copy: the train steps donate (and so delete) the state's buffers.
+      params = jax.tree.map(jnp.copy, holder['state'].params)
+      sampler = lambda library: bench.build_genjax_sampler(config, shape, params, args.batch,
+                                                           args.sample_steps, library)
+      rows.append((f'{name} sample ({args.sample_steps} NFE)', sampler('ynnpack'),
+                   sampler('eigen')))
     for label, a, b in rows:
       a(1)
       out = bench.compare(b, a, args.batch, args.rounds, args.target_s)
