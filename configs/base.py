@@ -76,6 +76,10 @@ def get_config() -> ml_collections.ConfigDict:
       d_pack=1,  # PacGAN: D judges packs of this many samples (channel-concatenated); 1: off.
       mode_seeking=0.0,  # Weight of MSGAN's mode-seeking term in G's loss; 0: off.
       r1_every=16,  # Lazy R1: every k steps, weighted by k (StyleGAN2).
+      pl_weight=0.0,  # StyleGAN2's path-length regularization weight (2 in the paper); 0: off.
+      pl_every=4,  # Lazy path-length regularization: every k steps, weighted by k.
+      pl_batch_shrink=2,  # Its batch is the step's divided by this.
+      pl_decay=0.01,  # Decay of the running mean of path lengths it pulls towards.
       style_mixing_prob=0.9,  # StyleGAN: fraction of fakes with two ws and a crossover.
       w_avg_beta=0.995,  # StyleGAN: decay of the tracked average of w.
       truncation_psi=1.0,  # StyleGAN sampling (and metrics): 1 = no truncation.

@@ -120,6 +120,28 @@ def test_r1_penalty_is_the_squared_input_gradient_norm():
   np.testing.assert_allclose(gan_losses.r1_penalty(quadratic, x), want, rtol=1e-5)
 
 
+def test_path_lengths_and_penalty_closed_forms():
+  # A linear "synthesis" images_n = sum_l A_l^T ws_{n,l}: J_w^T y = A_l y per layer, so the
+  # length is sqrt(mean_l ||A_l y_n||^2).
+  n, layers, w_dim, (h, w, c) = 3, 4, 5, (2, 3, 1)
+  a = jax.random.normal(jax.random.key(0), (layers, w_dim, h * w * c))
+  ws = jax.random.normal(jax.random.key(1), (n, layers, w_dim))
+  y = jax.random.normal(jax.random.key(2), (n, h, w, c))
+  synth = lambda v: jnp.einsum('nlw,lwp->np', v, a).reshape(n, h, w, c)
+  got = gan_losses.path_lengths(synth, ws, y)
+  a_np, y_np = np.asarray(a, np.float64), np.asarray(y, np.float64).reshape(n, -1)
+  want = np.sqrt(np.mean(np.sum(np.einsum('lwp,np->nlw', a_np, y_np) ** 2, -1), -1))
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  with pytest.raises(ValueError, match='y has shape'):
+    gan_losses.path_lengths(synth, ws, y[:, :1])
+  # a moves halfway to mean(lengths) = 2 first; the penalty is mean((l - a)^2) with a constant.
+  lengths = jnp.array([1.0, 2.0, 3.0])
+  penalty, new_mean = gan_losses.path_length_penalty(lengths, jnp.float32(0.0), 0.5)
+  assert float(new_mean) == 1.0 and math.isclose(float(penalty), 5 / 3, rel_tol=1e-6)
+  grad = jax.grad(lambda l: gan_losses.path_length_penalty(l, jnp.float32(0.0), 0.5)[0])(lengths)
+  np.testing.assert_allclose(grad, 2 * (lengths - 1.0) / 3, rtol=1e-6)
+
+
 def test_label_histogram_entropy():
   eye = jnp.eye(10)
   np.testing.assert_allclose(gan_losses.label_histogram_entropy(eye), math.log(10), rtol=1e-6)

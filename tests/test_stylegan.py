@@ -151,6 +151,31 @@ def test_lazy_r1_runs_every_k_steps_and_w_avg_moves(tiny):
   assert set(tiny['states'][3].ema_params) == {'generator'}
 
 
+def test_lazy_path_length_regularization():
+  """pl_weight > 0: every pl_every steps G's gradient gains the path-length penalty's and the
+  running mean moves; other GANs refuse it."""
+  _, method, batch = _tiny_method(method__r1_gamma=0.0, method__pl_weight=2.0,
+                                  method__pl_every=2)
+  plain = _tiny_method(method__r1_gamma=0.0)[1]
+  state = jax.jit(method.init)(jax.random.key(1), {k: v[:1] for k, v in batch.items()})
+  assert float(state.extras['pl_mean']) == 0.0
+  step, plain_step = jax.jit(method.train_step), jax.jit(plain.train_step)
+  means, norms = [], []
+  for i in range(3):
+    key = jax.random.key(10 + i)
+    _, plain_metrics = plain_step(state, batch, key)  # The same step without the penalty.
+    state, metrics = step(state, batch, key)
+    means.append(float(metrics['pl_mean']))
+    norms.append((float(metrics['g_grad_norm']), float(plain_metrics['g_grad_norm'])))
+    assert np.isfinite(float(metrics['loss'])) and float(metrics['pl_penalty']) >= 0
+    np.testing.assert_allclose(metrics['d_loss'], plain_metrics['d_loss'], rtol=1e-6)
+  assert 0 < means[0] == means[1] < means[2]  # Steps 0 and 2 regularize, step 1 does not.
+  assert norms[0][0] != norms[0][1] and norms[1][0] == norms[1][1]
+  config = _load('dcgan_mnist.py:smoke', method__pl_weight=2.0)
+  with pytest.raises(ValueError, match=r'path-length regularization\) needs model.name=stylegan'):
+    gan.make(config, (32, 32, 1))
+
+
 def test_stylegan_samples_per_sample_seeds_and_labels(tiny):
   method, state = tiny['method'], tiny['states'][3]
   rng, labels = jax.random.key(5), np.arange(8) % 10

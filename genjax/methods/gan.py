@@ -10,7 +10,8 @@ One method trains every GAN on the shared loop. The state is one TrainState:
 - `extras`: `batch_stats` (BatchNorm running averages of the MLP GAN and
   DCGAN, {'generator', 'discriminator'}), `w_avg` [K, W] (StyleGAN's tracked
   average of w, one row per class when conditional) and `r1` (the last R1
-  value measured, for the log).
+  value measured, for the log); with path-length regularization, `pl_mean` (its
+  running mean of path lengths) and `pl_penalty` (the last value, for the log).
 
 One jitted step does, in order (Goodfellow et al. 2014, alg. 1, k = 1):
 1. fakes G(z) from the current generator, keeping its VJP;
@@ -20,6 +21,9 @@ One jitted step does, in order (Goodfellow et al. 2014, alg. 1, k = 1):
 3. a generator update through the *updated* discriminator, on the same fakes
    (as PyTorch's DCGAN example does), pulled back with the stored VJP, so the
    generator runs forward once per step.
+   With `method.pl_weight` > 0 (StyleGAN), every `method.pl_every` steps G's
+   gradient adds StyleGAN2's path-length penalty's, weighted by pl_weight *
+   pl_every, on its own pass over the first B / pl_batch_shrink latents.
 With `method.g_first` the order is StyleGAN2's instead: G's update through the
 current D, then D's on fresh fakes of the updated G (two generator passes).
 With `method.mode_seeking` = lambda > 0, G's loss (and the logged g_loss) adds
@@ -146,6 +150,10 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
     raise ValueError(f'method.r1_every={mc.r1_every} must be >= 1.')
   if mc.d_pack < 1:
     raise ValueError(f'method.d_pack={mc.d_pack} must be >= 1 (1: no packing).')
+  if mc.pl_weight and (m.name != 'stylegan' or mc.pl_every < 1 or mc.pl_batch_shrink < 1):
+    raise ValueError(f'method.pl_weight={mc.pl_weight} (path-length regularization) needs '
+                     f'model.name=stylegan (got {m.name!r}), method.pl_every >= 1 (got '
+                     f'{mc.pl_every}) and method.pl_batch_shrink >= 1 (got {mc.pl_batch_shrink}).')
   loss = gan_losses.LOSSES[mc.gan_loss]
   tx = make_optimizers(config)
   conditional = bool(m.conditional)
@@ -258,6 +266,9 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
       extras['w_avg'] = jnp.zeros((num_classes if conditional else 1, m.w_dim), jnp.float32)
     if mc.r1_gamma:
       extras['r1'] = jnp.zeros((), jnp.float32)
+    if mc.pl_weight:
+      extras['pl_mean'] = jnp.zeros((), jnp.float32)
+      extras['pl_penalty'] = jnp.zeros((), jnp.float32)
     ema_decay = config.train.ema_decay
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                       ema_params=None if ema_decay is None else {'generator': params['generator']},
@@ -312,6 +323,37 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
       d_updates, d_opt = tx.discriminator.update(d_grads, state.opt_state['discriminator'], d_p)
       return optax.apply_updates(d_p, d_updates), d_opt, d_loss, d_grads, aux
 
+    def with_path_length(g_grads, inputs):
+      """G's gradients plus, every pl_every steps, StyleGAN2's lazy path-length penalty's
+      (weighted by pl_weight * pl_every), on the first b / pl_batch_shrink of `inputs`."""
+      if not mc.pl_weight:
+        return g_grads
+      n = max(1, b // mc.pl_batch_shrink)
+      small = jax.tree.map(lambda a: a[:n], inputs)
+      small_labels = None if labels is None else labels[:n]
+      h, w_px = real.shape[1:3]
+      y = jax.random.normal(jax.random.fold_in(rng, 102), (n,) + real.shape[1:]) / math.sqrt(h * w_px)
+
+      def penalty_fn(p):
+        _, ws = map_ws(p, small['z'], small_labels)
+        if 'z2' in small:
+          ws = stylegan.mix_styles(ws, map_ws(p, small['z2'], small_labels)[1], small['crossover'])
+        lengths = gan_losses.path_lengths(lambda v: synthesize(p, v, small['noise']), ws, y)
+        return gan_losses.path_length_penalty(lengths, state.extras['pl_mean'], mc.pl_decay)
+
+      def with_pl(p):
+        (penalty, pl_mean), grads = jax.value_and_grad(penalty_fn, has_aux=True)(p)
+        return penalty, pl_mean, jax.tree.map(lambda g: g * (mc.pl_weight * mc.pl_every), grads)
+
+      def without_pl(p):
+        return (state.extras['pl_penalty'], state.extras['pl_mean'],
+                jax.tree.map(jnp.zeros_like, p))
+
+      penalty, pl_mean, pl_grads = jax.lax.cond(state.step % mc.pl_every == 0, with_pl,
+                                                without_pl, g_params)
+      extras['pl_penalty'], extras['pl_mean'] = penalty, pl_mean
+      return jax.tree.map(jnp.add, g_grads, pl_grads)
+
     def g_update(g_grads):
       g_updates, g_opt = tx.generator.update(g_grads, state.opt_state['generator'], g_params)
       return optax.apply_updates(g_params, g_updates), g_opt
@@ -325,6 +367,7 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
         return g_loss_of_fakes(d_params, stats['discriminator'], fake, inputs['z']), aux
 
       (g_loss, (g_stats, w)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_params)
+      g_grads = with_path_length(g_grads, inputs)
       g_params, g_opt = g_update(g_grads)
       fresh = draw_inputs(jax.random.split(jax.random.fold_in(in_rng, 1), b), mixing=style)
       fake = jax.lax.stop_gradient(generate(g_params, g_stats, fresh, labels, train=True)[0])
@@ -338,6 +381,7 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
       g_loss, d_fake_grad = jax.value_and_grad(
           lambda x: g_loss_of_fakes(d_params, d_stats, x, inputs['z']))(fake)
       (g_grads,) = g_vjp(d_fake_grad)
+      g_grads = with_path_length(g_grads, inputs)
       g_params, g_opt = g_update(g_grads)
 
     if g_bn:
@@ -353,7 +397,8 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
         opt_state={'generator': g_opt, 'discriminator': d_opt}, ema_params=ema, extras=extras)
 
     g_norm, d_norm = optax.tree.norm(g_grads), optax.tree.norm(d_grads)
-    checked = [d_loss, g_loss, g_norm, d_norm] + ([extras['r1']] if mc.r1_gamma else [])
+    checked = ([d_loss, g_loss, g_norm, d_norm] + ([extras['r1']] if mc.r1_gamma else []) +
+               ([extras['pl_penalty']] if mc.pl_weight else []))
     finite = jnp.all(jnp.isfinite(jnp.stack(checked)))
     metrics = {'loss': jnp.where(finite, d_loss + g_loss, jnp.nan), 'd_loss': d_loss,
                'g_loss': g_loss, 'd_real': jnp.mean(loss.display(real_logits)),
@@ -361,6 +406,8 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
                'd_grad_norm': d_norm}
     if mc.r1_gamma:
       metrics['r1'] = extras['r1']
+    if mc.pl_weight:
+      metrics['pl_penalty'], metrics['pl_mean'] = extras['pl_penalty'], extras['pl_mean']
     if style:
       metrics['w_avg_norm'] = jnp.mean(jnp.linalg.norm(extras['w_avg'], axis=-1))
     if monitor is not None:

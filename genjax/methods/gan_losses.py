@@ -77,6 +77,46 @@ def r1_penalty(d_fn: Callable[[jax.Array], jax.Array], real: jax.Array) -> jax.A
   return jnp.mean(jnp.sum(jnp.square(grads).reshape(grads.shape[0], -1), axis=-1))
 
 
+def path_lengths(synthesize: Callable[[jax.Array], jax.Array], ws: jax.Array,
+                 y: jax.Array) -> jax.Array:
+  """StyleGAN2's path lengths ||J_w^T y||_2 (Karras et al. 2020, sec. 3.2), one per sample.
+
+  J_w is the Jacobian of the images with respect to the per-layer styles; the gradient of
+  sum(images * y) with respect to ws gives J_w^T y for every sample at once (the synthesis
+  network treats samples independently). As in StyleGAN2's code, the squared norm is summed
+  over the W coordinates and averaged over the layers before the square root.
+
+  Args:
+    synthesize: ws [n, L, W] -> images [n, H, W, C].
+    ws: [n, L, W].
+    y: [n, H, W, C], normal noise scaled by 1 / sqrt(H W).
+
+  Returns:
+    [n].
+  """
+  images, vjp = jax.vjp(synthesize, ws)
+  if images.shape != y.shape:
+    raise ValueError(f'path_lengths: y has shape {y.shape}, the images {images.shape}.')
+  (grads,) = vjp(y)
+  return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads), axis=-1), axis=-1))
+
+
+def path_length_penalty(lengths: jax.Array, pl_mean: jax.Array,
+                        decay: float) -> tuple[jax.Array, jax.Array]:
+  """StyleGAN2's path-length penalty E[(||J_w^T y|| - a)^2] with a the running mean of lengths.
+
+  Args:
+    lengths: [n] from `path_lengths`.
+    pl_mean: scalar a before this step (0 at the start, as in StyleGAN2).
+    decay: a moves this fraction of the way to mean(lengths) (0.01 in StyleGAN2).
+
+  Returns:
+    (penalty, the updated a); a is updated first and carries no gradient.
+  """
+  new_mean = pl_mean + decay * (jnp.mean(jax.lax.stop_gradient(lengths)) - pl_mean)
+  return jnp.mean(jnp.square(lengths - new_mean)), new_mean
+
+
 def mode_seeking_penalty(images: jax.Array, z: jax.Array, eps: float = 1e-5) -> jax.Array:
   """MSGAN's mode-seeking term (Mao et al. 2019, eq. 3), to be minimised by G.
 
