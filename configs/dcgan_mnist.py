@@ -9,7 +9,8 @@ The seed's DCGAN fitted to 32x32 grayscale: z (100) -> 4x4x256 -> 8x8x128 ->
 discriminator mirrors it (64, 128, 256, LeakyReLU 0.2, BatchNorm after the
 first conv). Adam 2e-4, beta1 0.5, batch 128, non-saturating loss, as the
 PyTorch DCGAN anchor (3,000 iterations x 128, FID 4.6x the real-data floor,
-IS 8.5). Expected and measured figures: RESULTS.md (GAN family).
+IS 8.5 on its own extractor; 9.8x when rerun here and scored by genjax's,
+experiments/gan_mnist/torch_dcgan.py). Measured figures: RESULTS.md (GAN family).
 """
 from configs import base
 
