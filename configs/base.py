@@ -34,6 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
       channels=(32, 64, 128),  # Per resolution level.
       feature_dim=128,  # The classifier's feature vector (the article's 128 numbers).
       dropout=0.0,
+      # Classifier: genjax.nn.conv formulation of every conv (gemm | im2col | lax | split);
+      # None: its per-layer rule. Speed only (experiments/benchmarks/ynn_ab.py --b_lax).
+      conv_method=config_dict.placeholder(str),
       latent_dim=32,  # VAE latent size.
       hidden_dim=256,  # Dense width between the convs and the latent (VAE).
       conditional=False,  # Condition on labels (cVAE, conditional GANs and diffusion).

@@ -11,6 +11,7 @@ import sys
 
 import ml_collections
 
+from genjax.nn import conv
 from genjax.train import optim
 from genjax.train import xla_cpu
 
@@ -27,6 +28,7 @@ def _choices() -> dict[str, tuple]:
       'optim.name': optim.OPTIMIZERS,
       'optim.schedule': optim.SCHEDULES,
       'train.xla_cpu_convolutions': xla_cpu.LIBRARIES,
+      'model.conv_method': (None,) + conv.METHODS,
   }
 
 

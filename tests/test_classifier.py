@@ -37,3 +37,20 @@ def test_model_name_is_checked(load):
   config = load('classifier_mnist.py', model__name='resnet')
   with pytest.raises(ValueError, match="model.name in \\('cnn_classifier',\\)"):
     make_model(config)
+
+
+def test_conv_method_changes_the_formulation_not_the_function(load):
+  """model.conv_method='lax' (classifier_mnist.py) against the per-layer rule (im2col for the
+  widening convs): the same parameters, the same outputs and gradients, other primitives."""
+  x = jax.random.normal(jax.random.key(0), (4, 28, 28, 1))
+  rule, plain = CNNClassifier(), make_model(load('classifier_mnist.py'))
+  assert plain.conv_method == 'lax'
+  params = rule.init(jax.random.key(1), x)['params']
+  assert jax.tree.structure(params) == jax.tree.structure(plain.init(jax.random.key(1), x)['params'])
+  loss = lambda model: lambda p: jnp.sum(jnp.sin(model.apply({'params': p}, x)))
+  (v0, g0), (v1, g1) = [jax.value_and_grad(loss(m))(params) for m in (rule, plain)]
+  np.testing.assert_allclose(v1, v0, rtol=1e-4)
+  for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g0)):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+  count = lambda model: str(jax.make_jaxpr(loss(model))(params)).count('conv_general_dilated')
+  assert count(rule) == 0 and count(plain) > 0  # The rule's convs are matrix products here.

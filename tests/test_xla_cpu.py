@@ -75,8 +75,10 @@ def test_process_wide_choice_reaches_xla_and_user_flags_win():
   assert out[0] == 'False' and out[1] == env['XLA_FLAGS']  # The user's flag stays.
 
 
-def test_configs_choose_eigen_for_the_unet_only():
+def test_configs_choose_eigen_for_the_unet_and_the_classifier():
   load = lambda name: config_lib.load_config(os.path.join(_REPO, 'configs', name))
   assert load('ddpm_mnist.py').train.xla_cpu_convolutions == 'eigen'
   assert load('ddpm_cifar10.py').train.xla_cpu_convolutions == 'eigen'
   assert load('vae_mnist.py').train.xla_cpu_convolutions == 'ynnpack'
+  classifier = load('classifier_mnist.py')  # Eigen, with lax's formulation for every conv.
+  assert (classifier.train.xla_cpu_convolutions, classifier.model.conv_method) == ('eigen', 'lax')

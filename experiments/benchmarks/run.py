@@ -69,23 +69,31 @@ def make_batch(shape, batch_size: int, seed: int = 0):
   return {'image': images, 'label': rng.integers(0, 10, batch_size).astype(np.int32)}
 
 
-def build_genjax(name: str, batch_size: int, library: str | None = None):
+def compile_options(library: str | dict | None, config) -> dict:
+  """XLA compiler options for `library`: 'ynnpack' or 'eigen' (genjax/train/xla_cpu.py), None for
+  the config's choice, or a dict of raw XLA options (ynn_ab.py's --b_ynn)."""
+  from genjax.train import xla_cpu
+  if isinstance(library, dict):
+    return library
+  return xla_cpu.compiler_options(library or config.train.xla_cpu_convolutions)
+
+
+def build_genjax(name: str, batch_size: int, library: str | dict | None = None):
   """(step_fn () -> None that runs one step, the jitted step, args, state holder, config, shape).
 
   The step compiles for XLA:CPU convolution `library` ('ynnpack' or 'eigen'), by default the
-  one the model's config picks, as `genjax` commands would (genjax/train/xla_cpu.py).
+  one the model's config picks, as `genjax` commands would (genjax/train/xla_cpu.py); a dict
+  is taken as raw XLA compiler options.
   """
   import jax
   from genjax.methods import make_method
-  from genjax.train import xla_cpu
   config, shape = load(name, batch_size)
   method = make_method(config, shape)
   batch = jax.tree.map(jax.numpy.asarray, make_batch(shape, batch_size))
   state = jax.jit(method.init)(jax.random.key(0), jax.tree.map(lambda a: a[:1], batch))
   key = jax.random.key(1)
   step = jax.jit(lambda s, b: method.train_step(s, b, jax.random.fold_in(key, s.step)),
-                 donate_argnums=0, compiler_options=xla_cpu.compiler_options(
-                     library or config.train.xla_cpu_convolutions))
+                 donate_argnums=0, compiler_options=compile_options(library, config))
   holder = {'state': state}
 
   def run(n: int):
@@ -216,15 +224,14 @@ def bench_model(name: str, args) -> dict:
 
 
 def build_genjax_sampler(config, shape, params, batch_size: int, steps: int,
-                         library: str | None = None):
+                         library: str | dict | None = None):
   """run(n): n calls of genjax's DPM-Solver++(2M) sampler (`steps` steps, a batch of
   `batch_size`), compiled for XLA:CPU convolution `library` (default: the config's)."""
   import jax
   from genjax.methods.diffusion import make_sample_fn
-  from genjax.train import xla_cpu
   keys = jax.random.split(jax.random.key(2), batch_size)
   sample = make_sample_fn(config, shape, 'dpmpp_2m', steps).lower(params, keys, None).compile(
-      compiler_options=xla_cpu.compiler_options(library or config.train.xla_cpu_convolutions))
+      compiler_options=compile_options(library, config))
 
   def run(n: int):
     for _ in range(n):

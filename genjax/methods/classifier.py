@@ -29,7 +29,7 @@ def make_model(config: ml_collections.ConfigDict) -> CNNClassifier:
   if m.name not in MODELS:
     raise ValueError(f'method.name=classifier takes model.name in {MODELS}, got {m.name!r}.')
   return CNNClassifier(num_classes=m.num_classes, channels=tuple(m.channels),
-                       feature_dim=m.feature_dim, dropout=m.dropout)
+                       feature_dim=m.feature_dim, dropout=m.dropout, conv_method=m.conv_method)
 
 
 def random_shift(images: jax.Array, rng: jax.Array, max_shift: int) -> jax.Array:

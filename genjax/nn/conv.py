@@ -145,6 +145,10 @@ def conv_method(kernel_shape: Sequence[int], strides: Sequence[int], pads: Pads)
   return 'lax'
 
 
+# Every formulation `conv2d` and `Conv` accept as `method=`.
+METHODS = ('gemm', 'im2col', 'lax', 'split')
+
+
 def _lax_conv(x: jax.Array, kernel: jax.Array, strides, pads: Pads) -> jax.Array:
   return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_DN)
 
@@ -233,7 +237,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int], pads: Pads,
     return _lax_conv(x, kernel, strides, pads)
   if method == 'split':
     return conv_split_kernel_grad(x, kernel, strides, pads)
-  raise ValueError(f'conv2d: unknown method {method!r} (gemm, im2col, lax, split).')
+  raise ValueError(f'conv2d: unknown method {method!r} ({", ".join(METHODS)}).')
 
 
 class Conv(nn.Module):
