@@ -8,10 +8,13 @@ the kernel gradient in 26-32 ms (experiments/benchmarks/README.md, last section)
 Which is faster for a whole train step depends on the model, so a config chooses
 (`config.train.xla_cpu_convolutions`, measured by experiments/benchmarks/ynn_ab.py):
 - 'eigen' for the DDPM U-Net (3x3 stride-1 convolutions throughout): at batch 128 the train
-  step 1.24x, sampling 1.49x (at batch 32 the train step is equal);
+  step 1.24-1.42x, sampling 1.49x (at batch 32 the train step is equal);
+- 'eigen' for the classifier too, with lax's formulation for every conv
+  (`model.conv_method='lax'`): 1.08x against YNNPACK with the per-layer rule;
 - 'ynnpack' for the VAE and DCGAN, whose transposed and strided convolutions are matrix
-  products (genjax.nn.conv) that YNNPACK runs well: with Eigen their steps are 0.82-0.86x
-  (the classifier's 0.95-1.05x: either).
+  products (genjax.nn.conv) that YNNPACK runs well: with Eigen their steps are 0.82-0.86x.
+With 'eigen', XLA's own reductions run single-threaded (a bias gradient 7.6 ms against
+YNNPACK's 0.4); keeping YNNPACK's reductions did not pay in whole steps (RESULTS.md).
 The choice is process-wide (an XLA flag read when JAX starts its CPU backend), so `genjax`
 commands apply it before their first computation (`use_convolution_library`); a single jit
 can take it as compiler options instead (`compiler_options`), as the benchmarks do. Other
