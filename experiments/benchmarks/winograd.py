@@ -89,7 +89,8 @@ def main():
   p = argparse.ArgumentParser()
   p.add_argument('--shapes', default=SHAPES, help='BxHxC_inxC_out, comma-separated (square images)')
   args = p.parse_args()
-  print('| layer (B, H=W, C_in->C_out) | max rel. error (y, dx, dk) | library | lax fwd / fwd+grads ms '
+  print('| layer (B, H=W, C_in->C_out) | max rel. error (y, dx, dk) | library '
+        '| lax fwd / fwd+grads ms '
         '| Winograd fwd / fwd+grads ms |')
   print('|---|---|---|---|---|')
   for spec in args.shapes.split(','):

@@ -10,8 +10,9 @@ YNNPACK (A) and Eigen (B) (`xla_cpu.compiler_options`), whatever the model's con
 C_out < 2 C_in): what genjax ran on YNNPACK before the choice of library existed.
 --b_ynn keeps these XLA library-fusion types on YNNPACK in B (of dot, eltwise, reduce,
 individual_dot, individual_convolution; e.g. 'individual_dot,reduce': convolutions on Eigen,
-matrix products and reductions on YNNPACK). --b_lax traces B with every Conv on 'lax'. Blocks of A
-and B alternate (order flipped every round); the speedup is the median of (B img/s) / (A img/s).
+matrix products and reductions on YNNPACK). --b_lax traces B with every Conv on 'lax'.
+Blocks of A and B alternate (order flipped every round); the speedup is the median of
+(B img/s) / (A img/s).
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def main():
   from genjax.nn import conv
   chosen = conv.conv_method
   a_name = 'YNNPACK' + (", 'split'" if args.a_split else '')
-  b_name = 'Eigen' + (f' (YNNPACK: {args.b_ynn})' if args.b_ynn else '') + (", 'lax'" if args.b_lax else '')
+  b_name = ('Eigen' + (f' (YNNPACK: {args.b_ynn})' if args.b_ynn else '') +
+            (", 'lax'" if args.b_lax else ''))
   b_library = 'eigen'
   if args.b_ynn:
     b_library = {'xla_cpu_experimental_ynn_fusion_type': ','.join(

@@ -30,7 +30,7 @@ sys.path.insert(0, REPO)
 
 
 def dcgan_init(module) -> None:
-  """genjax.models.gan's DCGAN initialization: every conv and dense weight ~ N(0, 0.02), biases 0."""
+  """genjax.models.gan's DCGAN initialization: conv and dense weights ~ N(0, 0.02), biases 0."""
   import torch
   for m in module.modules():
     if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):

@@ -331,8 +331,9 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
       n = max(1, b // mc.pl_batch_shrink)
       small = jax.tree.map(lambda a: a[:n], inputs)
       small_labels = None if labels is None else labels[:n]
-      h, w_px = real.shape[1:3]
-      y = jax.random.normal(jax.random.fold_in(rng, 102), (n,) + real.shape[1:]) / math.sqrt(h * w_px)
+      h, w_px = real.shape[1:3]  # y ~ N(0, 1 / (H W)), StyleGAN2's scaling.
+      y = jax.random.normal(jax.random.fold_in(rng, 102), (n,) + real.shape[1:])
+      y = y / math.sqrt(h * w_px)
 
       def penalty_fn(p):
         _, ws = map_ws(p, small['z'], small_labels)

@@ -35,7 +35,8 @@ class CNNClassifier(nn.Module):
   conv_method: str | None = None
 
   def setup(self):
-    self.convs = [Conv(c, (3, 3), method=self.conv_method, name=f'conv{i + 1}') for i, c in enumerate(self.channels)]
+    self.convs = [Conv(c, (3, 3), method=self.conv_method, name=f'conv{i + 1}')
+                  for i, c in enumerate(self.channels)]
     self.feature = nn.Dense(self.feature_dim, name='feature')
     self.head = nn.Dense(self.num_classes, name='head')
     self.drop = nn.Dropout(self.dropout)
