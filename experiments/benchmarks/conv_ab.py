@@ -36,13 +36,13 @@ def main():
   a_name = 'lax conv' if args.a == 'lax' else "chosen, 'split' for 'lax'"
   print(f'| model | {a_name} img/s | genjax.nn.conv img/s | speedup (min-max) |')
   print('|---|---|---|---|')
+  rule_a = ((lambda *a: 'lax') if args.a == 'lax' else
+            (lambda *a: {'lax': 'split'}.get(chosen(*a), chosen(*a))))
   for name in args.models.split(','):
-    conv.conv_method = ((lambda *a: 'lax') if args.a == 'lax' else
-                        (lambda *a: {'lax': 'split'}.get(chosen(*a), chosen(*a))))
-    run_a, step_a, batch, holder_a, _, _ = bench.build_genjax(name, args.batch)
-    step_a.lower(holder_a['state'], batch).compile()
-    run_a(1)
-    conv.conv_method = chosen
+    with bench.conv_rule(rule_a):
+      run_a, step_a, batch, holder_a, _, _ = bench.build_genjax(name, args.batch)
+      step_a.lower(holder_a['state'], batch).compile()
+      run_a(1)
     run_b, step_b, _, holder_b, _, _ = bench.build_genjax(name, args.batch)
     run_b(1)
     out = bench.compare(run_b, run_a, args.batch, args.rounds, args.target_s)

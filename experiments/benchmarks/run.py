@@ -22,6 +22,7 @@ same count for PyTorch) against a 4096^2 matmul timed in this process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -153,6 +154,19 @@ def timed(fn, n: int) -> float:
   t = time.perf_counter()
   fn(n)
   return time.perf_counter() - t
+
+
+@contextlib.contextmanager
+def conv_rule(rule=None):
+  """Within the block, genjax.nn.conv picks each Conv's formulation with `rule` (None: its own
+  rule). jit traces at a function's first call, so build and run a step inside the block."""
+  from genjax.nn import conv
+  chosen = conv.conv_method
+  conv.conv_method = rule or chosen
+  try:
+    yield
+  finally:
+    conv.conv_method = chosen
 
 
 def ab_parser() -> argparse.ArgumentParser:

@@ -49,16 +49,15 @@ def main():
         'LIBRARY_FUSION_TYPE_' + t.strip().upper() for t in args.b_ynn.split(','))}
   print(f'| workload | {a_name} img/s | {b_name} img/s | speedup (min-max) |')
   print('|---|---|---|---|')
+  rule_a = (lambda *a: {'lax': 'split'}.get(chosen(*a), chosen(*a))) if args.a_split else None
+  rule_b = (lambda *a: 'lax') if args.b_lax else None
   for name in args.models.split(','):
-    if args.a_split:
-      conv.conv_method = lambda *a: {'lax': 'split'}.get(chosen(*a), chosen(*a))
-    # jit traces (and so reads conv_method) at the first call: run one step under each rule.
-    run_a, _, _, _, _, _ = bench.build_genjax(name, args.batch, 'ynnpack')
-    run_a(1)
-    conv.conv_method = (lambda *a: 'lax') if args.b_lax else chosen
-    run_b, _, _, holder, config, shape = bench.build_genjax(name, args.batch, b_library)
-    run_b(1)
-    conv.conv_method = chosen
+    with bench.conv_rule(rule_a):
+      run_a, _, _, _, _, _ = bench.build_genjax(name, args.batch, 'ynnpack')
+      run_a(1)
+    with bench.conv_rule(rule_b):
+      run_b, _, _, holder, config, shape = bench.build_genjax(name, args.batch, b_library)
+      run_b(1)
     rows = [(f'{name} train', run_a, run_b)]
     if name in bench.SAMPLING and args.sample_steps:
       # A copy: the train steps donate (and so delete) the state's buffers.
@@ -66,9 +65,8 @@ def main():
       sampler = lambda library: bench.build_genjax_sampler(config, shape, params, args.batch,
                                                            args.sample_steps, library)
       run_a_sample = sampler('ynnpack')
-      conv.conv_method = (lambda *a: 'lax') if args.b_lax else chosen
-      run_b_sample = sampler(b_library)  # Traced (and compiled) here, with B's rule.
-      conv.conv_method = chosen
+      with bench.conv_rule(rule_b):
+        run_b_sample = sampler(b_library)  # Traced (and compiled) here, with B's rule.
       rows.append((f'{name} sample ({args.sample_steps} NFE)', run_a_sample, run_b_sample))
     for label, a, b in rows:
       a(1)
