@@ -184,3 +184,33 @@ def test_conv_rejects_unsupported_flax_arguments():
     Conv(4, (3, 3), kernel_dilation=(2, 2))  # pylint: disable=unexpected-keyword-arg
   with pytest.raises(TypeError):
     Conv(4, (3, 3), feature_group_count=2)  # pylint: disable=unexpected-keyword-arg
+
+
+def test_add_bias_has_the_derivatives_of_a_plain_add():
+  y = jax.random.normal(jax.random.key(0), (3, 5, 4, 6))
+  b = jax.random.normal(jax.random.key(1), (6,))
+  plain = lambda y, b: jnp.sin(y + b)
+  ours = lambda y, b: jnp.sin(conv_module.add_bias(y, b))
+  np.testing.assert_array_equal(ours(y, b), plain(y, b))
+  ct = jax.random.normal(jax.random.key(2), y.shape)
+  for got, want in zip(jax.vjp(ours, y, b)[1](ct), jax.vjp(plain, y, b)[1](ct)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  # Forward mode, with and without a tangent for either argument.
+  ty, tb = jnp.ones_like(y), jnp.arange(6.0)
+  for fn in (lambda f: jax.jvp(f, (y, b), (ty, tb))[1],
+             lambda f: jax.jvp(lambda v: f(v, b), (y,), (ty,))[1],
+             lambda f: jax.jvp(lambda c: f(y, c), (b,), (tb,))[1]):
+    np.testing.assert_allclose(fn(ours), fn(plain), rtol=1e-5, atol=1e-5)
+  # Second order: the Hessian-vector product in the bias.
+  hvp = lambda f: jax.jvp(jax.grad(lambda c: jnp.sum(f(y, c))), (b,), (tb,))[1]
+  np.testing.assert_allclose(hvp(ours), hvp(plain), rtol=1e-4, atol=1e-4)
+
+
+def test_bias_gradient_is_a_matrix_product():
+  # Why add_bias exists: reverse mode gets the bias gradient as a dot, not a reduction.
+  y, b, ct = jnp.ones((2, 4, 4, 3)), jnp.zeros((3,)), jnp.ones((2, 4, 4, 3))
+  bias_vjp = lambda c: jax.vjp(lambda d: conv_module.add_bias(y, d), c)[1](ct)
+  eqns = jax.make_jaxpr(bias_vjp)(b).eqns
+  assert [e.primitive.name for e in eqns if e.primitive.name == 'dot_general'] == ['dot_general']
+  # No reduction over the 32 positions (only the [1, 3] -> [3] squeeze of the product).
+  assert all(e.invars[0].aval.size <= 3 for e in eqns if e.primitive.name == 'reduce_sum')

@@ -32,3 +32,12 @@ def test_max_pool_rejects_bad_input():
     max_pool(jnp.zeros((4, 4, 1)))
   with pytest.raises(ValueError, match='window must be >= 1'):
     max_pool(jnp.zeros((1, 4, 4, 1)), 0)
+
+
+def test_max_pool_splits_the_gradient_of_tied_maxima():
+  # A 2x2 tile of four equal values: each gets a quarter; a 3x3 tile's shares sum to one.
+  g2 = jax.grad(lambda v: jnp.sum(max_pool(v, 2)))(jnp.ones((1, 2, 2, 1)))
+  np.testing.assert_array_equal(g2, np.full((1, 2, 2, 1), 0.25))
+  g3 = jax.grad(lambda v: jnp.sum(max_pool(v, 3)))(jnp.ones((1, 3, 3, 1)))
+  np.testing.assert_allclose(float(jnp.sum(g3)), 1.0)
+  assert float(jnp.min(g3)) > 0.0

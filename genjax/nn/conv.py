@@ -96,9 +96,41 @@ class ConvTranspose(nn.Module):
                         (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
     y = conv_transpose_same(x, kernel.astype(x.dtype), tuple(self.strides))
     if self.use_bias:
-      y = y + self.param('bias', self.bias_init, (self.features,), jnp.float32).astype(x.dtype)
+      y = add_bias(y, self.param('bias', self.bias_init, (self.features,), jnp.float32).astype(x.dtype))
     return y
 
+
+
+# ------------------------------------------------------------------------------------------------
+# The bias add, with its gradient as a matrix product.
+
+@jax.custom_jvp
+def add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
+  """y [..., C] + bias [C] -> [..., C]: the values and derivatives of `y + bias`.
+
+  Why: the bias gradient is a sum of dy over every position. Compiled for Eigen
+  convolutions, XLA:CPU runs such large reductions on one core (7.6 ms for a
+  [128, 28, 28, 32] activation); as the matrix product ones[N] @ dy[N, C] it runs on
+  all of them (0.9 ms). The JVP below writes the bias's tangent as that outer
+  product, so reverse mode, which transposes the JVP, gets the product, while
+  forward mode (jax.jvp) and higher orders keep working.
+  """
+  return y + bias
+
+
+@functools.partial(add_bias.defjvp, symbolic_zeros=True)
+def _add_bias_jvp(primals, tangents):
+  y, bias = primals
+  ty, tb = tangents
+  out = y + bias
+  zero = jax.custom_derivatives.SymbolicZero
+  t = jnp.zeros_like(out) if isinstance(ty, zero) else ty
+  if not isinstance(tb, zero):
+    n = y.size // y.shape[-1]
+    ones = jnp.ones((n, 1), y.dtype)  # [N, 1] @ [1, C]: every position gets tb.
+    t = t + lax.dot_general(ones, tb.astype(y.dtype)[None, :],
+                            (((1,), (0,)), ((), ()))).reshape(y.shape)
+  return out, t
 
 
 # ------------------------------------------------------------------------------------------------
@@ -295,4 +327,4 @@ class Conv(nn.Module):
             if self.use_bias else None)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     y = conv2d(x, kernel, st, pads, self.method)
-    return y if bias is None else y + bias
+    return y if bias is None else add_bias(y, bias)
