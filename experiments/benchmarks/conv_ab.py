@@ -5,15 +5,17 @@ Usage: python experiments/benchmarks/conv_ab.py [--models=classifier,vae] [--rou
 
 Both steps are traced from the same model; `conv_method` is forced to 'lax' while the A step
 traces (--a=split: 'split' where the rule picks 'lax', what genjax ran on YNNPACK before
-genjax/train/xla_cpu.py existed). Both steps compile for the model's configured library.
+genjax/train/xla_cpu.py existed; --a=plain_bias: the chosen rule, with the bias added by a plain
+`y + bias`, whose gradient is a reduction, instead of `genjax.nn.conv.add_bias`). Both steps compile for the model's configured library.
 Blocks of A and B steps alternate (order flipped every round), so a shared machine's load
 hits both alike; the speedup is the median over rounds of (B img/s) / (A img/s).
 """
 from __future__ import annotations
 
+import contextlib
 import os
-import statistics
 import sys
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,20 +28,25 @@ malloc.keep_freed_memory()
 
 def main():
   p = bench.ab_parser()
-  p.add_argument('--a', default='lax', choices=('lax', 'split'),
-                 help="A's rule: lax's convolution everywhere, or the chosen rule with 'split' "
-                      "in place of 'lax' (the kernel gradient summed over batch slices)")
+  p.add_argument('--a', default='lax', choices=('lax', 'split', 'plain_bias'),
+                 help="A's rule: lax's convolution everywhere; the chosen rule with 'split' "
+                      "in place of 'lax' (the kernel gradient summed over batch slices); or the "
+                      "chosen rule with a plain bias add (its gradient a reduction)")
   args = p.parse_args()
   import jax
   from genjax.nn import conv
   chosen = conv.conv_method
-  a_name = 'lax conv' if args.a == 'lax' else "chosen, 'split' for 'lax'"
+  a_name = {'lax': 'lax conv', 'split': "chosen, 'split' for 'lax'",
+            'plain_bias': 'chosen, plain bias add'}[args.a]
   print(f'| model | {a_name} img/s | genjax.nn.conv img/s | speedup (min-max) |')
   print('|---|---|---|---|')
-  rule_a = ((lambda *a: 'lax') if args.a == 'lax' else
-            (lambda *a: {'lax': 'split'}.get(chosen(*a), chosen(*a))))
+  rule_a = {'lax': lambda *a: 'lax',
+            'split': lambda *a: {'lax': 'split'}.get(chosen(*a), chosen(*a)),
+            'plain_bias': chosen}[args.a]
+  plain = (mock.patch.object(conv, 'add_bias', lambda y, bias: y + bias)
+           if args.a == 'plain_bias' else contextlib.nullcontext())
   for name in args.models.split(','):
-    with bench.conv_rule(rule_a):
+    with bench.conv_rule(rule_a), plain:
       run_a, step_a, batch, holder_a, _, _ = bench.build_genjax(name, args.batch)
       step_a.lower(holder_a['state'], batch).compile()
       run_a(1)
