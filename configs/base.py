@@ -50,6 +50,9 @@ def get_config() -> ml_collections.ConfigDict:
       affine_lr_mult=1.0,  # StyleGAN style affines' learning-rate multiplier (1 in the papers).
       style_mode='modulated',  # StyleGAN: modulated (StyleGAN2, demodulation) | adain (StyleGAN).
       mbstd_group=4,  # StyleGAN discriminator: minibatch-stddev group size.
+      # StyleGAN's discriminator: stylegan (residual, minibatch stddev) | dcgan (DCGAN's, with
+      # BatchNorm over the batch, which a collapsed batch of fakes cannot pass; RESULTS.md).
+      stylegan_discriminator='stylegan',
       # Diffusion U-Net (model.channels: width per resolution level).
       num_res_blocks=2,
       attention_resolutions=(7,),  # Sides H at which self-attention follows the blocks.

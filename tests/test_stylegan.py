@@ -260,3 +260,21 @@ def test_affine_lr_mult_keeps_the_function_and_scales_only_affine_gradients(mode
     np.testing.assert_allclose(flat_slow[path], want, rtol=1e-4,
                                atol=1e-5 * float(jnp.max(jnp.abs(want))))
   assert affines == 2 * (7 + 4)  # Kernel and bias of 7 styled layers' and 4 to-RGB affines.
+
+
+def test_dcgan_discriminator_behind_a_stylegan_generator():
+  """model.stylegan_discriminator='dcgan': DCGAN's D (BatchNorm) judges StyleGAN's fakes; its
+  running statistics live in extras and move; R1 and the conditional projection still work."""
+  config, method, batch = _tiny_method(model__stylegan_discriminator='dcgan', method__r1_every=1)
+  state = jax.jit(method.init)(jax.random.key(1), {k: v[:1] for k, v in batch.items()})
+  assert 'head' in state.params['discriminator'] and 'bn1' in state.params['discriminator']
+  stats0 = state.extras['batch_stats']
+  assert stats0['generator'] == {} and 'bn1' in stats0['discriminator']
+  state, metrics = jax.jit(method.train_step)(state, batch, jax.random.key(2))
+  assert np.isfinite(float(metrics['loss'])) and float(metrics['r1']) > 0
+  moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), stats0['discriminator'],
+                       state.extras['batch_stats']['discriminator'])
+  assert all(jax.tree.leaves(moved))
+  bad = _load('stylegan_mnist.py:smoke', model__stylegan_discriminator='patchgan')
+  with pytest.raises(ValueError, match=r"stylegan_discriminator='patchgan'; accepted"):
+    gan.make(bad, (32, 32, 1))

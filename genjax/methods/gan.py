@@ -60,6 +60,7 @@ from genjax.train.state import TrainState
 from genjax.viz import gan as viz_gan
 
 MODELS = ('mlp_gan', 'dcgan', 'stylegan')
+STYLEGAN_DISCRIMINATORS = ('stylegan', 'dcgan')  # config.model.stylegan_discriminator
 _STANDING_SEED = 20160119  # The fixed latents of the standing statistics (any constant).
 
 
@@ -91,9 +92,15 @@ def make_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
   if m.name == 'stylegan':
     if m.style_mode not in stylegan.STYLE_MODES:
       raise ValueError(f'model.style_mode={m.style_mode!r}; accepted: {stylegan.STYLE_MODES}.')
-    return (stylegan.StyleGenerator(image_shape, tuple(m.gen_channels), m.w_dim, m.mapping_layers,
-                                    m.mapping_lr_mult, k, m.style_mode, m.affine_lr_mult),
-            stylegan.StyleDiscriminator(tuple(m.disc_channels), k, m.mbstd_group))
+    if m.stylegan_discriminator not in STYLEGAN_DISCRIMINATORS:
+      raise ValueError(f'model.stylegan_discriminator={m.stylegan_discriminator!r}; accepted: '
+                       f'{STYLEGAN_DISCRIMINATORS}.')
+    generator = stylegan.StyleGenerator(image_shape, tuple(m.gen_channels), m.w_dim,
+                                        m.mapping_layers, m.mapping_lr_mult, k, m.style_mode,
+                                        m.affine_lr_mult)
+    if m.stylegan_discriminator == 'dcgan':
+      return generator, gan_models.DCGANDiscriminator(tuple(m.disc_channels), k, m.bn_momentum)
+    return generator, stylegan.StyleDiscriminator(tuple(m.disc_channels), k, m.mbstd_group)
   raise ValueError(f'method.name=gan takes model.name in {MODELS}, got {m.name!r}.')
 
 
@@ -160,7 +167,9 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
   num_classes = m.num_classes
   style = m.name == 'stylegan'
   g_bn = not style  # The MLP GAN and DCGAN generators use BatchNorm,
-  d_bn = m.name == 'dcgan'  # the DCGAN discriminator too,
+  # the DCGAN discriminator too (also behind a StyleGAN generator),
+  d_bn = m.name == 'dcgan' or (style and m.stylegan_discriminator == 'dcgan')
+  style_d = style and not d_bn
   d_dropout = m.name == 'mlp_gan'  # and the MLP discriminator dropout.
   num_ws = generator.num_ws if style else 0
   noise_shapes = stylegan.noise_shapes(image_shape) if style else []
@@ -233,7 +242,7 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
   def discriminate(params, stats, images, labels, rng):
     """Discriminator logits [n / d_pack] in training mode; returns (logits, new BatchNorm stats)."""
     images, labels = pack_for_discriminator(images, labels, mc.d_pack)
-    if style:
+    if style_d:
       return discriminator.apply({'params': params}, images, labels), stats
     variables = {'params': params, **({'batch_stats': stats} if d_bn else {})}
     rngs = {'dropout': rng} if d_dropout else {}
@@ -253,14 +262,16 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
     inputs = draw_inputs(jax.random.split(jax.random.key(0), batch['image'].shape[0]), False)
     if style:
       g_init = generator.init(g_rng, inputs['z'], labels, inputs['noise'])
-      d_init = discriminator.init(d_rng, *d_example)
     else:
       g_init = generator.init(g_rng, inputs['z'], labels, train=False)
+    if style_d:
+      d_init = discriminator.init(d_rng, *d_example)
+    else:
       d_init = discriminator.init({'params': d_rng, 'dropout': d_rng}, *d_example, train=False)
     params = {'generator': g_init['params'], 'discriminator': d_init['params']}
     extras = {}
-    if g_bn:
-      extras['batch_stats'] = {'generator': g_init['batch_stats'],
+    if g_bn or d_bn:
+      extras['batch_stats'] = {'generator': g_init.get('batch_stats', {}),
                                'discriminator': d_init.get('batch_stats', {})}
     if style:
       extras['w_avg'] = jnp.zeros((num_classes if conditional else 1, m.w_dim), jnp.float32)
@@ -385,7 +396,7 @@ def make(config: ml_collections.ConfigDict, image_shape) -> Method:
       g_grads = with_path_length(g_grads, inputs)
       g_params, g_opt = g_update(g_grads)
 
-    if g_bn:
+    if g_bn or d_bn:
       extras['batch_stats'] = {'generator': g_stats, 'discriminator': d_stats}
     if style:
       extras['w_avg'] = stylegan.update_w_avg(state.extras['w_avg'], w, labels, mc.w_avg_beta)
