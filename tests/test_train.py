@@ -144,7 +144,9 @@ def test_a_checkpoint_of_another_model_is_refused_and_kept(load, tmp_path):
              workdir)
   saved = open(os.path.join(workdir, 'config.json')).read()
   wider = load('classifier_mnist.py:smoke', train__num_steps=2, model__feature_dim=64)
-  with pytest.raises(ConfigError, match='does not fit this config.*fresh --workdir'):
+  with pytest.raises(ConfigError, match='does not fit this config.*fresh --workdir') as err:
     loop.train(wider, workdir)
+  # Named from the checkpoint's metadata, before any array is read.
+  assert "params/feature/bias has shape (128,) in the checkpoint but (64,)" in str(err.value)
   assert open(os.path.join(workdir, 'config.json')).read() == saved  # The run's record is kept.
   assert os.listdir(os.path.join(workdir, 'checkpoints')) == ['1']

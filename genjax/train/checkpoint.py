@@ -20,6 +20,7 @@ class Checkpointer:
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        item_handlers=ocp.StandardCheckpointHandler(),  # Also lets item_metadata() read shapes.
     )
 
   def latest_step(self) -> int | None:
@@ -47,7 +48,33 @@ class Checkpointer:
       step: the step to restore; the latest when None.
     """
     step = self.latest_step() if step is None else step
+    self._check_shapes(abstract_state, step)
     return self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+
+  def _check_shapes(self, abstract_state, step: int) -> None:
+    """Raises ValueError naming the first array whose saved shape differs from abstract_state's.
+
+    Checked from the checkpoint's metadata before orbax reads any array: a read that fails
+    part-way leaves orbax's reading coroutines to be closed at garbage collection, with noisy
+    warnings. Other mismatches (missing or extra arrays) are left to orbax's restore.
+    """
+    try:
+      saved = self._manager.item_metadata(step)
+    except Exception:  # pylint: disable=broad-except  # Unreadable metadata: restore() reports.
+      return
+    saved_shapes = {_plain_path(path): tuple(meta.shape)
+                    for path, meta in jax.tree_util.tree_flatten_with_path(saved)[0]
+                    if hasattr(meta, 'shape')}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(abstract_state)[0]:
+      key = _plain_path(path)
+      if key in saved_shapes and saved_shapes[key] != tuple(leaf.shape):
+        raise ValueError(f'{"/".join(key)} has shape {saved_shapes[key]} in the checkpoint but '
+                         f'{tuple(leaf.shape)} in this config')
 
   def close(self) -> None:
     self._manager.close()
+
+
+def _plain_path(path) -> tuple[str, ...]:
+  """A pytree path as plain names, whether its keys are dict keys, attributes or indices."""
+  return tuple(str(getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k)))) for k in path)
