@@ -18,7 +18,7 @@ width, PacGAN via method.d_pack, a slow D, slow style affines via
 model.affine_lr_mult, StyleGAN2's path-length regularization via
 method.pl_weight=2, DCGAN's BatchNorm discriminator via
 model.stylegan_discriminator=dcgan), mode-collapses within about 1,000 steps,
-even with D at chance, and a 3,000-step run stayed collapsed (FID 87); diagnose
+even with D at chance, and a 4,000-step run stayed collapsed (FID 70-87); diagnose
 a run with
 experiments/gan_mnist/diagnose_stylegan.py, and compare how fast generators
 learn to follow z with experiments/gan_mnist/fit_generators.py.
