@@ -11,7 +11,8 @@ remaining 3x3 stride-1 layers keep lax's convolution, whose library
 genjax/train/xla_cpu.py chooses (experiments/benchmarks/conv_shapes.py measures
 each layer shape). Parameters
 have flax's names, shapes and initializers, so the modules are drop-in replacements
-(tests/test_nn_conv.py proves the outputs and gradients equal).
+(tests/test_nn_conv.py proves the outputs and gradients equal). Both add their bias with
+`add_bias`, whose gradient is a matrix product rather than a reduction.
 """
 from __future__ import annotations
 
@@ -23,6 +24,41 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+
+# ------------------------------------------------------------------------------------------------
+# The bias add, with its gradient as a matrix product.
+
+@jax.custom_jvp
+def add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
+  """y [..., C] + bias [C] -> [..., C]: the values and derivatives of `y + bias`.
+
+  Why: the bias gradient is a sum of dy over every position. Compiled for Eigen
+  convolutions, XLA:CPU runs such large reductions on one core (7.6 ms for a
+  [128, 28, 28, 32] activation); as the matrix product ones[N] @ dy[N, C] it runs on
+  all of them (0.9 ms). The JVP below writes the bias's tangent as that outer
+  product, so reverse mode, which transposes the JVP, gets the product, while
+  forward mode (jax.jvp) and higher orders keep working.
+  """
+  return y + bias
+
+
+@functools.partial(add_bias.defjvp, symbolic_zeros=True)
+def _add_bias_jvp(primals, tangents):
+  y, bias = primals
+  ty, tb = tangents
+  out = y + bias
+  zero = jax.custom_derivatives.SymbolicZero
+  t = jnp.zeros_like(out) if isinstance(ty, zero) else ty
+  if not isinstance(tb, zero):
+    n = y.size // y.shape[-1]
+    ones = jnp.ones((n, 1), y.dtype)  # [N, 1] @ [1, C]: every position gets tb.
+    t = t + lax.dot_general(ones, tb.astype(y.dtype)[None, :],
+                            (((1,), (0,)), ((), ()))).reshape(y.shape)
+  return out, t
+
+
+# ------------------------------------------------------------------------------------------------
+# ConvTranspose: flax.linen.ConvTranspose (SAME padding) as one matrix product and shifted adds.
 
 def _same_transpose_pad_lo(k: int, s: int) -> int:
   """Low padding of lax.conv_transpose(padding='SAME') along one axis (output = s * input)."""
@@ -96,41 +132,9 @@ class ConvTranspose(nn.Module):
                         (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
     y = conv_transpose_same(x, kernel.astype(x.dtype), tuple(self.strides))
     if self.use_bias:
-      y = add_bias(y, self.param('bias', self.bias_init, (self.features,), jnp.float32).astype(x.dtype))
+      bias = self.param('bias', self.bias_init, (self.features,), jnp.float32)
+      y = add_bias(y, bias.astype(x.dtype))
     return y
-
-
-
-# ------------------------------------------------------------------------------------------------
-# The bias add, with its gradient as a matrix product.
-
-@jax.custom_jvp
-def add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
-  """y [..., C] + bias [C] -> [..., C]: the values and derivatives of `y + bias`.
-
-  Why: the bias gradient is a sum of dy over every position. Compiled for Eigen
-  convolutions, XLA:CPU runs such large reductions on one core (7.6 ms for a
-  [128, 28, 28, 32] activation); as the matrix product ones[N] @ dy[N, C] it runs on
-  all of them (0.9 ms). The JVP below writes the bias's tangent as that outer
-  product, so reverse mode, which transposes the JVP, gets the product, while
-  forward mode (jax.jvp) and higher orders keep working.
-  """
-  return y + bias
-
-
-@functools.partial(add_bias.defjvp, symbolic_zeros=True)
-def _add_bias_jvp(primals, tangents):
-  y, bias = primals
-  ty, tb = tangents
-  out = y + bias
-  zero = jax.custom_derivatives.SymbolicZero
-  t = jnp.zeros_like(out) if isinstance(ty, zero) else ty
-  if not isinstance(tb, zero):
-    n = y.size // y.shape[-1]
-    ones = jnp.ones((n, 1), y.dtype)  # [N, 1] @ [1, C]: every position gets tb.
-    t = t + lax.dot_general(ones, tb.astype(y.dtype)[None, :],
-                            (((1,), (0,)), ((), ()))).reshape(y.shape)
-  return out, t
 
 
 # ------------------------------------------------------------------------------------------------
