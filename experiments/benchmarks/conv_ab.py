@@ -6,7 +6,8 @@ Usage: python experiments/benchmarks/conv_ab.py [--models=classifier,vae] [--rou
 Both steps are traced from the same model; `conv_method` is forced to 'lax' while the A step
 traces (--a=split: 'split' where the rule picks 'lax', what genjax ran on YNNPACK before
 genjax/train/xla_cpu.py existed; --a=plain_bias: the chosen rule, with the bias added by a plain
-`y + bias`, whose gradient is a reduction, instead of `genjax.nn.conv.add_bias`). Both steps compile for the model's configured library.
+`y + bias`, whose gradient is a reduction, instead of `genjax.nn.conv.add_bias`). Both steps
+compile for the model's configured library.
 Blocks of A and B steps alternate (order flipped every round), so a shared machine's load
 hits both alike; the speedup is the median over rounds of (B img/s) / (A img/s).
 """
