@@ -46,15 +46,14 @@ def add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
 def _add_bias_jvp(primals, tangents):
   y, bias = primals
   ty, tb = tangents
-  out = y + bias
   zero = jax.custom_derivatives.SymbolicZero
-  t = jnp.zeros_like(out) if isinstance(ty, zero) else ty
-  if not isinstance(tb, zero):
-    n = y.size // y.shape[-1]
-    ones = jnp.ones((n, 1), y.dtype)  # [N, 1] @ [1, C]: every position gets tb.
-    t = t + lax.dot_general(ones, tb.astype(y.dtype)[None, :],
-                            (((1,), (0,)), ((), ()))).reshape(y.shape)
-  return out, t
+  if isinstance(tb, zero):
+    return y + bias, jnp.zeros_like(y) if isinstance(ty, zero) else ty
+  n = y.size // y.shape[-1]
+  ones = jnp.ones((n, 1), y.dtype)  # [N, 1] @ [1, C]: every position gets tb.
+  t_bias = lax.dot_general(ones, tb.astype(y.dtype)[None, :],
+                           (((1,), (0,)), ((), ()))).reshape(y.shape)
+  return y + bias, t_bias if isinstance(ty, zero) else ty + t_bias
 
 
 # ------------------------------------------------------------------------------------------------
