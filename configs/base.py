@@ -53,6 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
       # StyleGAN's discriminator: stylegan (residual, minibatch stddev) | dcgan (DCGAN's, with
       # BatchNorm over the batch, which a collapsed batch of fakes cannot pass; RESULTS.md).
       stylegan_discriminator='stylegan',
+      stylegan_output='linear',  # StyleGAN generator's last activation: linear (papers) | tanh.
       # Diffusion U-Net (model.channels: width per resolution level).
       num_res_blocks=2,
       attention_resolutions=(7,),  # Sides H at which self-attention follows the blocks.

@@ -278,3 +278,20 @@ def test_dcgan_discriminator_behind_a_stylegan_generator():
   bad = _load('stylegan_mnist.py:smoke', model__stylegan_discriminator='patchgan')
   with pytest.raises(ValueError, match=r"stylegan_discriminator='patchgan'; accepted"):
     gan.make(bad, (32, 32, 1))
+
+
+def test_tanh_output_squashes_the_linear_generator():
+  """model.stylegan_output='tanh' is tanh of the 'linear' generator with the same parameters
+  (the option adds no parameter), and any other value is refused by name."""
+  z = jax.random.normal(jax.random.key(0), (3, 16))
+  noise = [jax.random.normal(jax.random.key(i), (3,) + s)
+           for i, s in enumerate(sg.noise_shapes((32, 32, 1)))]
+  make = lambda out: sg.StyleGenerator((32, 32, 1), (8, 8, 4, 4), 16, 2, output=out)
+  params = make('linear').init(jax.random.key(1), z, None, noise)
+  linear = make('linear').apply(params, z, None, noise)
+  squashed = make('tanh').apply(params, z, None, noise)
+  np.testing.assert_allclose(squashed, jnp.tanh(linear), rtol=1e-6, atol=1e-6)
+  assert float(jnp.max(jnp.abs(linear))) > 1.0 > float(jnp.max(jnp.abs(squashed)))
+  bad = _load('stylegan_mnist.py:smoke', model__stylegan_output='sigmoid')
+  with pytest.raises(ValueError, match=r"stylegan_output='sigmoid'; accepted"):
+    gan.make(bad, (32, 32, 1))

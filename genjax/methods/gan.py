@@ -92,12 +92,15 @@ def make_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
   if m.name == 'stylegan':
     if m.style_mode not in stylegan.STYLE_MODES:
       raise ValueError(f'model.style_mode={m.style_mode!r}; accepted: {stylegan.STYLE_MODES}.')
+    if m.stylegan_output not in stylegan.OUTPUTS:
+      raise ValueError(f'model.stylegan_output={m.stylegan_output!r}; accepted: '
+                       f'{stylegan.OUTPUTS}.')
     if m.stylegan_discriminator not in STYLEGAN_DISCRIMINATORS:
       raise ValueError(f'model.stylegan_discriminator={m.stylegan_discriminator!r}; accepted: '
                        f'{STYLEGAN_DISCRIMINATORS}.')
     generator = stylegan.StyleGenerator(image_shape, tuple(m.gen_channels), m.w_dim,
                                         m.mapping_layers, m.mapping_lr_mult, k, m.style_mode,
-                                        m.affine_lr_mult)
+                                        m.affine_lr_mult, m.stylegan_output)
     if m.stylegan_discriminator == 'dcgan':
       return generator, gan_models.DCGANDiscriminator(tuple(m.disc_channels), k, m.bn_momentum)
     return generator, stylegan.StyleDiscriminator(tuple(m.disc_channels), k, m.mbstd_group)

@@ -36,6 +36,7 @@ from jax import lax
 
 _GAIN = math.sqrt(2.0)
 STYLE_MODES = ('modulated', 'adain')
+OUTPUTS = ('linear', 'tanh')  # The synthesis network's last activation.
 
 
 def lrelu(x: jax.Array) -> jax.Array:
@@ -369,11 +370,14 @@ class SynthesisNetwork(nn.Module):
     channels: feature maps at 4x4, 8x8, ..., HxW.
     style_mode: 'modulated' or 'adain'.
     affine_lr_mult: learning-rate multiplier of every style affine (see StyleGenerator).
+    output: 'linear' (the papers: the summed to-RGB outputs as they are) or 'tanh' (squashed
+      into (-1, 1), as DCGAN's output).
   """
   image_shape: Sequence[int] = (32, 32, 1)
   channels: Sequence[int] = (256, 128, 64, 32)
   style_mode: str = 'modulated'
   affine_lr_mult: float = 1.0
+  output: str = 'linear'
 
   @nn.compact
   def __call__(self, ws: jax.Array, noise: Sequence[jax.Array]) -> jax.Array:
@@ -385,6 +389,8 @@ class SynthesisNetwork(nn.Module):
                        'one width per resolution from 4x4 up, or set data.pad_to/resize_to.')
     if self.style_mode not in STYLE_MODES:
       raise ValueError(f'model.style_mode={self.style_mode!r}; accepted: {STYLE_MODES}.')
+    if self.output not in OUTPUTS:
+      raise ValueError(f'model.stylegan_output={self.output!r}; accepted: {OUTPUTS}.')
     b = ws.shape[0]
     const = self.param('const', nn.initializers.normal(1.0), (4, 4, self.channels[0]))
     x = jnp.broadcast_to(const, (b, 4, 4, self.channels[0]))
@@ -398,7 +404,8 @@ class SynthesisNetwork(nn.Module):
       x = layer(ch, up=True, name=f'b{r}_conv0')(x, ws[:, 2 * i - 1], noise[2 * i - 1])
       x = layer(ch, name=f'b{r}_conv1')(x, ws[:, 2 * i], noise[2 * i])
       img = upsample2x(img) + to_rgb(name=f'b{r}_torgb')(x, ws[:, 2 * i + 1])
-    return img  # [B, H, W, C], not squashed (clip to [-1, 1] for viewing).
+    # [B, H, W, C]; 'linear' is not squashed (clip to [-1, 1] for viewing).
+    return jnp.tanh(img) if self.output == 'tanh' else img
 
 
 class StyleGenerator(nn.Module):
@@ -415,6 +422,7 @@ class StyleGenerator(nn.Module):
     affine_lr_mult: learning-rate multiplier of the style affines w -> s (1 in the papers).
       Below 1 the styles stay near their random projection of w, so the generator cannot
       quickly learn to ignore them (what mode-collapses it on mnist5k, RESULTS.md).
+    output: the synthesis network's last activation, 'linear' (the papers) or 'tanh'.
   """
   image_shape: Sequence[int] = (32, 32, 1)
   channels: Sequence[int] = (256, 128, 64, 32)
@@ -424,12 +432,13 @@ class StyleGenerator(nn.Module):
   num_classes: int = 0
   style_mode: str = 'modulated'
   affine_lr_mult: float = 1.0
+  output: str = 'linear'
 
   def setup(self):
     self.mapping = MappingNetwork(self.w_dim, self.mapping_layers, self.mapping_lr_mult,
                                   self.num_classes)
     self.synthesis = SynthesisNetwork(self.image_shape, self.channels, self.style_mode,
-                                      self.affine_lr_mult)
+                                      self.affine_lr_mult, self.output)
 
   @property
   def num_ws(self) -> int:
