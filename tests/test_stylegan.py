@@ -154,9 +154,10 @@ def test_lazy_r1_runs_every_k_steps_and_w_avg_moves(tiny):
 def test_lazy_path_length_regularization():
   """pl_weight > 0: every pl_every steps G's gradient gains the path-length penalty's and the
   running mean moves; other GANs refuse it."""
+  # D's update first (not the config's g_first), so the penalty cannot change D's loss.
   _, method, batch = _tiny_method(method__r1_gamma=0.0, method__pl_weight=2.0,
-                                  method__pl_every=2)
-  plain = _tiny_method(method__r1_gamma=0.0)[1]
+                                  method__pl_every=2, method__g_first=False)
+  plain = _tiny_method(method__r1_gamma=0.0, method__g_first=False)[1]
   state = jax.jit(method.init)(jax.random.key(1), {k: v[:1] for k, v in batch.items()})
   assert float(state.extras['pl_mean']) == 0.0
   step, plain_step = jax.jit(method.train_step), jax.jit(plain.train_step)
