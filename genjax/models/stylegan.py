@@ -19,9 +19,11 @@ projection discriminator for labels.
 All layers use the equalized learning rate (weights ~ N(0, 1) scaled at run
 time by 1/sqrt(fan_in)) and leaky ReLU(0.2) with gain sqrt(2), as in both
 papers. Simplifications, all documented here: bilinear up-sampling and
-average-pool down-sampling stand in for the FIR (1, 3, 3, 1) filters; no
-path-length regularisation; one noise strength per layer (StyleGAN2) in
-both modes.
+average-pool down-sampling stand in for the FIR (1, 3, 3, 1) filters; one
+noise strength per layer (StyleGAN2) in both modes. Path-length
+regularisation is the GAN method's (`method.pl_weight`). An optional tanh on
+the output (`SynthesisNetwork.output`, off in the papers) is what makes the
+model train on mnist5k (RESULTS.md, GAN family).
 """
 from __future__ import annotations
 
