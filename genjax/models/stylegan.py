@@ -422,8 +422,8 @@ class StyleGenerator(nn.Module):
     num_classes: 0, or K for a conditional generator.
     style_mode: 'modulated' (StyleGAN2) or 'adain' (StyleGAN).
     affine_lr_mult: learning-rate multiplier of the style affines w -> s (1 in the papers).
-      Below 1 the styles stay near their random projection of w, so the generator cannot
-      quickly learn to ignore them (what mode-collapses it on mnist5k, RESULTS.md).
+      Below 1 the styles stay near their random projection of w (tried against the mode
+      collapse of the linear-output model on mnist5k; it did not prevent it, RESULTS.md).
     output: the synthesis network's last activation, 'linear' (the papers) or 'tanh'.
   """
   image_shape: Sequence[int] = (32, 32, 1)
