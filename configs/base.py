@@ -1,17 +1,32 @@
-"""Every config field of genjax, with its default.
+"""The shared config groups of genjax, with their defaults, plus one family's own groups.
 
-An experiment file (`configs/<name>.py`) starts from `get_config()` here and
-overrides only what differs. Fields that may be unset are typed placeholders,
-so a command-line override such as `--config.data.pad_to=32` is type-checked.
-Durations carry their unit in the name (`num_steps`, `log_every_steps`).
+An experiment file (`configs/<name>.py`) starts from `get_config(method)` here
+and overrides only what differs. The shared groups (data, optim, train, eval,
+sample, mesh) are written out below; a family's group (`config.classifier`,
+`config.vae`, `config.gan` and `config.stylegan`, `config.diffusion`) holds the
+fields of that family's spec with their defaults (documented in the spec's
+docstring, e.g. `genjax.methods.vae.VAESpec`), and a config holds no other
+family's group: `--config.stylegan.w_dim=64` on a VAE config is refused,
+naming the family that owns it. Fields that may be unset are typed
+placeholders, so `--config.data.pad_to=32` is type-checked. Durations carry
+their unit in the name (`num_steps`, `log_every_steps`).
 """
 import ml_collections
 from ml_collections import config_dict
 
+from genjax import methods
 
-def get_config() -> ml_collections.ConfigDict:
+
+def get_config(method: str = 'classifier', *groups: str) -> ml_collections.ConfigDict:
+  """The shared groups with their defaults, `config.method`, and the family's groups.
+
+  Args:
+    method: a key of `genjax.methods.METHODS` (classifier | vae | gan | diffusion).
+    *groups: further groups of the same family (e.g. 'stylegan' for gan.arch='stylegan').
+  """
   c = ml_collections.ConfigDict()
   c.seed = 0  # One seed: parameters, data order and step rngs all derive from it.
+  c.method = method  # The model family: what training means (genjax.methods.METHODS).
 
   c.data = dict(
       name='mnist5k',  # Bundled: mnist5k, digits8x8, photos; or any TFDS name.
@@ -26,86 +41,6 @@ def get_config() -> ml_collections.ConfigDict:
       cache=True,  # Keep the preprocessed train split in host memory (small data sets).
       num_threads=2,  # Host threads that assemble batches ahead of the step.
       prefetch_batches=4,
-  )
-
-  c.model = dict(
-      name='cnn_classifier',
-      num_classes=10,
-      channels=(32, 64, 128),  # Per resolution level.
-      feature_dim=128,  # The classifier's feature vector (the article's 128 numbers).
-      dropout=0.0,
-      # Classifier: genjax.nn.conv formulation of every conv (gemm | im2col | lax | split);
-      # None: its per-layer rule. Speed only (experiments/benchmarks/ynn_ab.py --b_lax).
-      conv_method=config_dict.placeholder(str),
-      latent_dim=32,  # VAE latent size.
-      hidden_dim=256,  # Dense width between the convs and the latent (VAE).
-      conditional=False,  # Condition on labels (cVAE, conditional GANs and diffusion).
-      # GAN family.
-      gen_channels=(256, 128, 64),  # MLP: hidden widths; DCGAN/StyleGAN: maps from 4x4 up.
-      disc_channels=(64, 128, 256),  # MLP: hidden widths; DCGAN/StyleGAN: maps from full size down.
-      bn_momentum=0.9,  # BatchNorm running-average momentum (MLP GAN, DCGAN).
-      w_dim=128,  # StyleGAN: size of w (and of the mapping network's layers).
-      mapping_layers=8,  # StyleGAN mapping network depth.
-      mapping_lr_mult=0.01,  # StyleGAN mapping network learning-rate multiplier.
-      affine_lr_mult=1.0,  # StyleGAN style affines' learning-rate multiplier (1 in the papers).
-      style_mode='modulated',  # StyleGAN: modulated (StyleGAN2, demodulation) | adain (StyleGAN).
-      mbstd_group=4,  # StyleGAN discriminator: minibatch-stddev group size.
-      # StyleGAN's discriminator: stylegan (residual, minibatch stddev) | dcgan (DCGAN's, with
-      # BatchNorm over the batch, which a collapsed batch of fakes cannot pass; RESULTS.md).
-      stylegan_discriminator='stylegan',
-      stylegan_output='linear',  # StyleGAN generator's last activation: linear (papers) | tanh.
-      # Diffusion U-Net (model.channels: width per resolution level).
-      num_res_blocks=2,
-      attention_resolutions=(7,),  # Sides H at which self-attention follows the blocks.
-      num_heads=1,
-      patch_size=1,  # > 1: fold p x p patches into channels (space to depth) first.
-  )
-
-  c.method = dict(
-      name='classifier',
-      augment_shift=0,  # Random translation in pixels (classifier).
-      label_smoothing=0.0,
-      # VAE family.
-      beta=1.0,  # KL weight: 1 is the VAE, > 1 the beta-VAE.
-      likelihood='bernoulli',  # bernoulli (dynamically binarized digits) | gaussian.
-      gaussian_sigma=0.1,  # Fixed decoder std of the gaussian likelihood.
-      iwae_k=0,  # Importance samples of the IWAE test NLL; 0: not computed.
-      iwae_chunk=100,  # Importance samples per decoder call (memory).
-      iwae_batch_size=100,  # Test digits per IWAE call.
-      # GAN family.
-      gan_loss='non_saturating',  # non_saturating (the seed's BCE, on logits) | hinge.
-      d_lr=config_dict.placeholder(float),  # Discriminator's lr (optim's optimizer); None: optim.lr.
-      d_b1=config_dict.placeholder(float),  # None: optim.b1.
-      d_b2=config_dict.placeholder(float),  # None: optim.b2.
-      r1_gamma=0.0,  # R1 weight gamma (penalty gamma / 2 E||grad D(x)||^2); 0: off.
-      g_first=False,  # G's update first, then D's on fresh fakes (StyleGAN2); False: D first.
-      diff_augment='',  # DiffAugment policy for D's inputs: e.g. 'translation,cutout'; '': off.
-      d_pack=1,  # PacGAN: D judges packs of this many samples (channel-concatenated); 1: off.
-      mode_seeking=0.0,  # Weight of MSGAN's mode-seeking term in G's loss; 0: off.
-      r1_every=16,  # Lazy R1: every k steps, weighted by k (StyleGAN2).
-      pl_weight=0.0,  # StyleGAN2's path-length regularization weight (2 in the paper); 0: off.
-      pl_every=4,  # Lazy path-length regularization: every k steps, weighted by k.
-      pl_batch_shrink=2,  # Its batch is the step's divided by this.
-      pl_decay=0.01,  # Decay of the running mean of path lengths it pulls towards.
-      style_mixing_prob=0.9,  # StyleGAN: fraction of fakes with two ws and a crossover.
-      w_avg_beta=0.995,  # StyleGAN: decay of the tracked average of w.
-      truncation_psi=1.0,  # StyleGAN sampling (and metrics): 1 = no truncation.
-      monitor_classifier='mnist5k_classifier',  # Class entropy of fakes in the step; None: off.
-      standing_stats_size=0,  # BatchNorm generators sample with the batch statistics of this
-      # many fixed latents (BigGAN's standing stats); 0: the running averages.
-      # Diffusion.
-      parameterization='edm',  # eps | x0 | v (VP-discrete, DDPM) | edm (Karras et al. 2022).
-      loss_weighting='edm',  # simple | min_snr (VP) | edm (with parameterization='edm').
-      beta_schedule='linear',  # VP schedule: linear | cosine | sigmoid (also the bits/dim grid).
-      num_timesteps=1000,
-      min_snr_gamma=5.0,
-      sigma_data=0.5,  # EDM.
-      p_mean=-1.2,  # EDM training noise: ln(sigma) ~ N(p_mean, p_std^2).
-      p_std=1.2,
-      sigma_min=0.002,  # EDM sampling range.
-      sigma_max=80.0,
-      label_dropout=0.1,  # Conditional models: fraction of null labels (classifier-free guidance).
-      random_flip=False,  # Diffusion: random horizontal flips (natural images, not digits).
   )
 
   c.optim = dict(
@@ -132,7 +67,7 @@ def get_config() -> ml_collections.ConfigDict:
       ema_decay=config_dict.placeholder(float),  # None: no EMA of parameters.
       ema_warmup=True,  # Ramp the EMA decay up as min(decay, (1 + n) / (10 + n)).
       # XLA:CPU's convolution library, 'ynnpack' (XLA's default) or 'eigen': process-wide,
-      # set by genjax commands; faster per model (genjax/train/xla_cpu.py).
+      # set by genjax commands; faster per model (genjax/core/xla_cpu.py).
       xla_cpu_convolutions='ynnpack',
   )
 
@@ -166,6 +101,8 @@ def get_config() -> ml_collections.ConfigDict:
       fsdp=1,  # >1 shards parameters and optimizer state over this axis too.
       num_devices=config_dict.placeholder(int),  # None: all devices.
   )
+  for name, group in methods.config_groups(method, *groups).items():
+    c[name] = group
   return c
 
 

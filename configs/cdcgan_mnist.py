@@ -16,5 +16,5 @@ from configs import dcgan_mnist
 def get_config(variant=None):
   c = dcgan_mnist.get_config()
   c.unlock()
-  c.model.conditional = True
+  c.gan.conditional = True
   return base.with_variant(c, variant, {'smoke': dcgan_mnist.smoke})

@@ -16,7 +16,7 @@ from configs import ddpm_mnist
 def get_config(variant=None):
   c = ddpm_mnist.get_config()
   c.unlock()
-  c.model.conditional = True
-  c.method.label_dropout = 0.1
+  c.diffusion.conditional = True
+  c.diffusion.label_dropout = 0.1
   c.sample.guidance_scale = 1.0
   return base.with_variant(c, variant, {'smoke': ddpm_mnist.smoke})

@@ -11,10 +11,10 @@ from configs import base
 
 
 def get_config(variant=None):
-  c = base.get_config()
-  c.model.dropout = 0.3
-  c.method.augment_shift = 2
-  c.method.label_smoothing = 0.05
+  c = base.get_config('classifier')
+  c.classifier.dropout = 0.3
+  c.classifier.augment_shift = 2
+  c.classifier.label_smoothing = 0.05
   c.optim.name = 'adamw'
   c.optim.lr = 2e-3
   c.optim.weight_decay = 1e-4
@@ -27,5 +27,5 @@ def get_config(variant=None):
   # Speed only: Eigen's convolutions with lax's formulation run this step 1.08-1.09x faster than
   # YNNPACK with the per-layer rule (experiments/benchmarks/ynn_ab.py --models=classifier --b_lax).
   c.train.xla_cpu_convolutions = 'eigen'
-  c.model.conv_method = 'lax'
+  c.classifier.conv_method = 'lax'
   return base.with_variant(c, variant, {'smoke': base.smoke})

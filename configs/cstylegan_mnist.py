@@ -19,5 +19,5 @@ from configs import stylegan_mnist
 def get_config(variant=None):
   c = stylegan_mnist.get_config()
   c.unlock()
-  c.model.conditional = True
+  c.gan.conditional = True
   return base.with_variant(c, variant, {'smoke': stylegan_mnist.smoke})

@@ -14,5 +14,5 @@ from configs import vae_mnist
 def get_config(variant=None):
   c = vae_mnist.get_config()
   c.unlock()
-  c.model.conditional = True
+  c.vae.conditional = True
   return base.with_variant(c, variant, {'smoke': vae_mnist.smoke})

@@ -21,17 +21,16 @@ from configs import base
 
 
 def get_config(variant=None):
-  c = base.get_config()
-  c.method.name = 'gan'
-  c.model.name = 'dcgan'
+  c = base.get_config('gan')
+  c.gan.arch = 'dcgan'
   c.data.name = 'celeb_a'
   c.data.resize_to = 64
   c.data.cache = False  # 162,770 training images: read them from disk.
   c.data.batch_size = 128
-  c.model.latent_dim = 100
-  c.model.gen_channels = (1024, 512, 256, 128)
-  c.model.disc_channels = (64, 128, 256, 512)
-  c.method.monitor_classifier = None  # The MNIST classifier reads digits only.
+  c.gan.latent_dim = 100
+  c.gan.gen_channels = (1024, 512, 256, 128)
+  c.gan.disc_channels = (64, 128, 256, 512)
+  c.gan.monitor_classifier = None  # The MNIST classifier reads digits only.
   c.eval.feature_extractor = None
   c.optim.lr = 2e-4
   c.optim.b1 = 0.5
@@ -45,6 +44,6 @@ def get_config(variant=None):
 
 def smoke(c):
   c = base.smoke(c)
-  c.model.gen_channels = (16, 16, 8, 8)
-  c.model.disc_channels = (8, 8, 16, 16)
+  c.gan.gen_channels = (16, 16, 8, 8)
+  c.gan.disc_channels = (8, 8, 16, 16)
   return c

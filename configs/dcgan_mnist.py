@@ -2,7 +2,7 @@
 
 Launch:
   genjax train --config=configs/dcgan_mnist.py --workdir=runs/dcgan
-  genjax train --config=configs/dcgan_mnist.py --workdir=runs/dcgan_hinge --config.method.gan_loss=hinge
+  genjax train --config=configs/dcgan_mnist.py --workdir=runs/dcgan_hinge --config.gan.loss=hinge
 
 The seed's DCGAN fitted to 32x32 grayscale: z (100) -> 4x4x256 -> 8x8x128 ->
 16x16x64 -> 32x32x1 with transposed 4x4 convs, BatchNorm and ReLU; the
@@ -16,15 +16,14 @@ from configs import base
 
 
 def get_config(variant=None):
-  c = base.get_config()
-  c.method.name = 'gan'
-  c.model.name = 'dcgan'
+  c = base.get_config('gan')
+  c.gan.arch = 'dcgan'
   c.data.pad_to = 32
   c.data.batch_size = 128
-  c.model.latent_dim = 100
-  c.model.gen_channels = (256, 128, 64)
-  c.model.disc_channels = (64, 128, 256)
-  c.method.standing_stats_size = 1000
+  c.gan.latent_dim = 100
+  c.gan.gen_channels = (256, 128, 64)
+  c.gan.disc_channels = (64, 128, 256)
+  c.gan.standing_stats_size = 1000
   c.optim.lr = 2e-4
   c.optim.b1 = 0.5
   c.train.num_steps = 3000
@@ -37,7 +36,7 @@ def get_config(variant=None):
 
 def smoke(c):
   c = base.smoke(c)
-  c.method.standing_stats_size = 64
-  c.model.gen_channels = (32, 16, 8)
-  c.model.disc_channels = (8, 16, 32)
+  c.gan.standing_stats_size = 64
+  c.gan.gen_channels = (32, 16, 8)
+  c.gan.disc_channels = (8, 16, 32)
   return c

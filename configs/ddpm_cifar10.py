@@ -17,22 +17,20 @@ from configs import base
 
 
 def get_config(variant=None):
-  c = base.get_config()
+  c = base.get_config('diffusion')
   c.data.name = 'cifar10'
   c.data.download = True
   c.data.cache = False
   c.data.batch_size = 128
-  c.method.name = 'diffusion'
-  c.method.parameterization = 'eps'
-  c.method.loss_weighting = 'simple'
-  c.method.beta_schedule = 'linear'
-  c.method.num_timesteps = 1000
-  c.method.random_flip = True
-  c.model.name = 'unet'
-  c.model.channels = (128, 256, 256, 256)
-  c.model.num_res_blocks = 2
-  c.model.attention_resolutions = (16,)
-  c.model.dropout = 0.1
+  c.diffusion.parameterization = 'eps'
+  c.diffusion.loss_weighting = 'simple'
+  c.diffusion.beta_schedule = 'linear'
+  c.diffusion.num_timesteps = 1000
+  c.diffusion.random_flip = True
+  c.diffusion.channels = (128, 256, 256, 256)
+  c.diffusion.num_res_blocks = 2
+  c.diffusion.attention_resolutions = (16,)
+  c.diffusion.dropout = 0.1
   c.optim.name = 'adam'
   c.optim.lr = 2e-4
   c.optim.schedule = 'warmup_constant'
@@ -40,7 +38,7 @@ def get_config(variant=None):
   c.optim.grad_clip_norm = 1.0
   c.train.num_steps = 800_000
   # A U-Net of 3x3 stride-1 convolutions: XLA:CPU runs its step 1.24x and its sampler 1.49x
-  # faster on Eigen than on YNNPACK at batch 128 (genjax/train/xla_cpu.py; GPU/TPU ignore it).
+  # faster on Eigen than on YNNPACK at batch 128 (genjax/core/xla_cpu.py; GPU/TPU ignore it).
   c.train.xla_cpu_convolutions = 'eigen'
   c.train.ema_decay = 0.9999
   c.train.ema_warmup = False
@@ -60,8 +58,8 @@ def get_config(variant=None):
 def smoke(c):
   """Two steps of a narrow network on whatever data TFDS gives (mock data in tests)."""
   c = base.smoke(c)
-  c.model.channels = (8, 16)
-  c.model.attention_resolutions = (16,)
+  c.diffusion.channels = (8, 16)
+  c.diffusion.attention_resolutions = (16,)
   c.eval.feature_extractor = None
   c.eval.bpd_num_examples = 0
   c.sample.num_steps = 3

@@ -15,24 +15,22 @@ from configs import base
 
 
 def get_config(variant=None):
-  c = base.get_config()
-  c.method.name = 'diffusion'
-  c.model.name = 'unet'
+  c = base.get_config('diffusion')
   # 2x2 patches: the U-Net runs at 14 and 7 pixels, 4x fewer positions than 28x28 for
   # the same receptive field (1.0M parameters, 137 img/s per train step on 2 cores).
-  c.model.channels = (32, 64)
-  c.model.num_res_blocks = 2
-  c.model.patch_size = 2
-  c.model.attention_resolutions = (7,)
-  c.method.parameterization = 'edm'
-  c.method.loss_weighting = 'edm'
+  c.diffusion.channels = (32, 64)
+  c.diffusion.num_res_blocks = 2
+  c.diffusion.patch_size = 2
+  c.diffusion.attention_resolutions = (7,)
+  c.diffusion.parameterization = 'edm'
+  c.diffusion.loss_weighting = 'edm'
   c.optim.lr = 1e-3
   c.optim.schedule = 'warmup_constant'
   c.optim.warmup_steps = 200
   c.data.batch_size = 128
   c.train.num_steps = 2000
   # A U-Net of 3x3 stride-1 convolutions: XLA:CPU runs its step 1.24x and its sampler 1.49x
-  # faster on Eigen than on YNNPACK at batch 128 (genjax/train/xla_cpu.py; GPU/TPU ignore it).
+  # faster on Eigen than on YNNPACK at batch 128 (genjax/core/xla_cpu.py; GPU/TPU ignore it).
   c.train.xla_cpu_convolutions = 'eigen'
   c.train.ema_decay = 0.999
   c.train.eval_every_steps = 1000
@@ -58,8 +56,8 @@ def demo(c):
 
 def smoke(c):
   c = base.smoke(c)
-  c.model.channels = (8, 16)
-  c.model.num_res_blocks = 1
-  c.model.attention_resolutions = (7,)
+  c.diffusion.channels = (8, 16)
+  c.diffusion.num_res_blocks = 1
+  c.diffusion.attention_resolutions = (7,)
   c.sample.num_steps = 3
   return c

@@ -15,15 +15,14 @@ from configs import base
 
 
 def get_config(variant=None):
-  c = base.get_config()
-  c.method.name = 'gan'
-  c.model.name = 'mlp_gan'
+  c = base.get_config('gan')
+  c.gan.arch = 'mlp_gan'
   c.data.batch_size = 128
-  c.model.latent_dim = 100
-  c.model.gen_channels = (128, 256, 512)
-  c.model.disc_channels = (512, 256, 128)
-  c.model.dropout = 0.3
-  c.method.standing_stats_size = 1000
+  c.gan.latent_dim = 100
+  c.gan.gen_channels = (128, 256, 512)
+  c.gan.disc_channels = (512, 256, 128)
+  c.gan.dropout = 0.3
+  c.gan.standing_stats_size = 1000
   c.optim.lr = 2e-4
   c.train.num_steps = 10000
   c.train.log_every_steps = 200
@@ -35,7 +34,7 @@ def get_config(variant=None):
 
 def smoke(c):
   c = base.smoke(c)
-  c.method.standing_stats_size = 64
-  c.model.gen_channels = (16, 32)
-  c.model.disc_channels = (32, 16)
+  c.gan.standing_stats_size = 64
+  c.gan.gen_channels = (16, 32)
+  c.gan.disc_channels = (32, 16)
   return c

@@ -2,16 +2,16 @@
 
 Launch:
   genjax train --config=configs/stylegan_mnist.py --workdir=runs/stylegan
-  genjax train --config=configs/stylegan_mnist.py --workdir=runs/stylegan_adain --config.model.style_mode=adain
+  genjax train --config=configs/stylegan_mnist.py --workdir=runs/stylegan_adain --config.stylegan.style_mode=adain
 
 Mapping network of 8 layers (w 128, lr multiplier 0.01); learned 4x4
 constant; modulated 3x3 convs with demodulation at 4, 8, 16 and 32 (128,
 64, 32, 16 maps), per-layer noise of learned strength; skip generator whose
-summed to-RGB outputs go through tanh (model.stylegan_output; the papers
+summed to-RGB outputs go through tanh (stylegan.output; the papers
 leave them linear); residual discriminator (16, 32, 64, 128 maps) with
 minibatch stddev. Style mixing on 90% of the fakes, w_avg tracked with beta
 0.995 for truncation, EMA generator, lazy R1 every 16 steps, Adam 2e-3 with
-betas (0, 0.99), and G's update before D's (method.g_first), as in StyleGAN2;
+betas (0, 0.99), and G's update before D's (gan.g_first), as in StyleGAN2;
 D sees every image through random translations (DiffAugment).
 Pictures: samples, style mixing, truncation sweep, interpolation in z and w.
 
@@ -28,20 +28,19 @@ from configs import base
 
 
 def get_config(variant=None):
-  c = base.get_config()
-  c.method.name = 'gan'
-  c.model.name = 'stylegan'
+  c = base.get_config('gan', 'stylegan')
+  c.gan.arch = 'stylegan'
   c.data.pad_to = 32
   c.data.batch_size = 64
-  c.model.latent_dim = 128
-  c.model.w_dim = 128
-  c.model.gen_channels = (128, 64, 32, 16)
-  c.model.disc_channels = (16, 32, 64, 128)
-  c.model.stylegan_output = 'tanh'
-  c.method.diff_augment = 'translation'
-  c.method.g_first = True
-  c.method.r1_gamma = 0.1
-  c.method.r1_every = 16
+  c.gan.latent_dim = 128
+  c.stylegan.w_dim = 128
+  c.gan.gen_channels = (128, 64, 32, 16)
+  c.gan.disc_channels = (16, 32, 64, 128)
+  c.stylegan.output = 'tanh'
+  c.gan.diff_augment = 'translation'
+  c.gan.g_first = True
+  c.gan.r1_gamma = 0.1
+  c.gan.r1_every = 16
   c.optim.lr = 2e-3
   c.optim.b1 = 0.0
   c.optim.b2 = 0.99
@@ -56,10 +55,10 @@ def get_config(variant=None):
 
 def smoke(c):
   c = base.smoke(c)
-  c.model.w_dim = 16
-  c.model.latent_dim = 16
-  c.model.mapping_layers = 2
-  c.model.gen_channels = (16, 16, 8, 8)
-  c.model.disc_channels = (8, 8, 16, 16)
-  c.method.r1_every = 2
+  c.stylegan.w_dim = 16
+  c.gan.latent_dim = 16
+  c.stylegan.mapping_layers = 2
+  c.gan.gen_channels = (16, 16, 8, 8)
+  c.gan.disc_channels = (8, 8, 16, 16)
+  c.gan.r1_every = 2
   return c

@@ -2,7 +2,7 @@
 
 Launch:
   genjax train --config=configs/vae_mnist.py --workdir=runs/vae
-  genjax eval --config=configs/vae_mnist.py --config.method.iwae_k=5000 --workdir=runs/vae
+  genjax eval --config=configs/vae_mnist.py --config.vae.iwae_k=5000 --workdir=runs/vae
 
 Bernoulli likelihood on dynamically binarized digits (test digits binarized
 once); latent 32; encoder conv 32, 64 at stride 2 and dense 256, decoder
@@ -14,12 +14,10 @@ from configs import base
 
 
 def get_config(variant=None):
-  c = base.get_config()
-  c.method.name = 'vae'
-  c.model.name = 'conv_vae'
-  c.model.channels = (32, 64)
-  c.model.latent_dim = 32
-  c.method.iwae_k = 100
+  c = base.get_config('vae')
+  c.vae.channels = (32, 64)
+  c.vae.latent_dim = 32
+  c.vae.iwae_k = 100
   c.optim.lr = 1e-3
   c.train.num_steps = 6000
   c.train.ema_decay = 0.999
@@ -31,5 +29,5 @@ def get_config(variant=None):
 
 def smoke(c):
   c = base.smoke(c)
-  c.method.iwae_k = 10
+  c.vae.iwae_k = 10
   return c

@@ -3,7 +3,7 @@
 Launch on a machine with network (TFDS downloads and prepares MNIST once;
 preparing image data sets needs `pip install tensorflow` for TFDS's decoding):
   genjax train --config=configs/vae_mnist_full.py --workdir=runs/vae_full
-  genjax eval --config=configs/vae_mnist_full.py --config.method.iwae_k=5000 --workdir=runs/vae_full
+  genjax eval --config=configs/vae_mnist_full.py --config.vae.iwae_k=5000 --workdir=runs/vae_full
 
 Reference: Burda et al. 2015 report 86.76 nats (k=5000) for a 1-layer VAE on
 the 10,000 test digits. Test digits are binarized once with a fixed seed.
@@ -24,5 +24,5 @@ def get_config(variant=None):
   c.train.checkpoint_every_steps = 5_000
   c.train.images_every_steps = 20_000
   c.eval.num_samples = 10_000
-  c.method.iwae_k = 1000
+  c.vae.iwae_k = 1000
   return base.with_variant(c, variant, {'smoke': vae_mnist.smoke})

@@ -13,5 +13,5 @@ from configs import vae_mnist
 def get_config(variant=None):
   c = vae_mnist.get_config()
   c.unlock()
-  c.model.latent_dim = 2
+  c.vae.latent_dim = 2
   return base.with_variant(c, variant, {'smoke': vae_mnist.smoke})

@@ -1,19 +1,25 @@
-"""Checks a config before any work: choices, ranges and consistency.
+"""Configs: loading a config file, checking the shared groups, and a family's typed spec.
 
 ml_collections already refuses unknown keys (naming the fields present) and
-values of the wrong type; this adds what it cannot know.
+values of the wrong type; this adds what it cannot know. A model family owns
+one config group (`config.vae`, `config.gan`, ...) whose fields are those of a
+frozen dataclass, its spec: `config_group` builds the group with the spec's
+defaults, `decode` turns the group back into the validated spec once per run.
+This module is foundation: it imports no other genjax package but `core`.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
+import typing
 
 import ml_collections
+from ml_collections import config_dict
 
-from genjax.nn import conv
-from genjax.train import optim
-from genjax.train import xla_cpu
+from genjax.core import optim
+from genjax.core import xla_cpu
 
 
 class ConfigError(ValueError):
@@ -21,14 +27,10 @@ class ConfigError(ValueError):
 
 
 def _choices() -> dict[str, tuple]:
-  from genjax.methods import METHODS  # pylint: disable=g-import-not-at-top
-
   return {
-      'method.name': tuple(sorted(METHODS)),
       'optim.name': optim.OPTIMIZERS,
       'optim.schedule': optim.SCHEDULES,
       'train.xla_cpu_convolutions': xla_cpu.LIBRARIES,
-      'model.conv_method': (None,) + conv.METHODS,
   }
 
 
@@ -36,6 +38,7 @@ _POSITIVE = ('data.batch_size', 'data.eval_batch_size', 'train.num_steps', 'trai
              'train.eval_every_steps', 'train.checkpoint_every_steps', 'train.keep_checkpoints',
              'train.images_every_steps', 'optim.lr', 'data.num_threads')
 _NON_NEGATIVE = ('optim.warmup_steps', 'optim.weight_decay', 'data.prefetch_batches')
+SHARED_GROUPS = ('data', 'optim', 'train', 'eval', 'sample', 'mesh')
 
 
 def _get(config, dotted: str):
@@ -54,11 +57,13 @@ def _flat(config, prefix=''):
 
 
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Raises ConfigError naming the key and what is accepted; returns `config` if valid."""
+  """Checks the shared groups; raises ConfigError naming the key and what is accepted.
+
+  A family's own group is checked when its method decodes it into its spec
+  (`decode`); this covers what every run shares. Returns `config` if valid.
+  """
   for key, accepted in _choices().items():
-    value = _get(config, key)
-    if value not in accepted:
-      raise ConfigError(f'config.{key}={value!r} is not accepted; choose one of {list(accepted)}.')
+    check_choice(key, _get(config, key), accepted)
   for key in _POSITIVE:
     if not _get(config, key) > 0:
       raise ConfigError(f'config.{key}={_get(config, key)!r} must be > 0.')
@@ -76,6 +81,70 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if config.train.ema_decay is not None and not 0.0 < config.train.ema_decay < 1.0:
     raise ConfigError(f'config.train.ema_decay={config.train.ema_decay} must be None or in (0, 1).')
   return config
+
+
+# -- A family's group: the fields of a frozen dataclass (its spec), decoded once. --
+
+
+def check_choice(key: str, value, accepted) -> None:
+  """Raises ConfigError unless `value` is one of `accepted`; `key` is the dotted config key."""
+  if value not in tuple(accepted):
+    raise ConfigError(f'config.{key}={value!r} is not accepted; choose one of {list(accepted)}.')
+
+
+def check_range(key: str, value, *, low=None, high=None, low_open=False, high_open=False) -> None:
+  """Raises ConfigError unless low <= value <= high (strict where *_open); None bounds are open."""
+  ok = ((low is None or (value > low if low_open else value >= low)) and
+        (high is None or (value < high if high_open else value <= high)))
+  if not ok:
+    lo = '' if low is None else f"{'>' if low_open else '>='} {low}"
+    hi = '' if high is None else f"{'<' if high_open else '<='} {high}"
+    raise ConfigError(f'config.{key}={value!r} must be {" and ".join(b for b in (lo, hi) if b)}.')
+
+
+def group_fields(spec_cls) -> list[dataclasses.Field]:
+  """The dataclass fields of a spec that are config fields (not metadata {'config': False})."""
+  return [f for f in dataclasses.fields(spec_cls) if f.metadata.get('config', True)]
+
+
+def config_group(spec_cls) -> ml_collections.ConfigDict:
+  """A family's config group: every config field of `spec_cls` with its default.
+
+  A field whose default is None becomes a typed placeholder (its type read from
+  the annotation `T | None`), so `--config.g.f=1.5` is still type-checked.
+  """
+  hints = typing.get_type_hints(spec_cls)
+  group = ml_collections.ConfigDict()
+  for f in group_fields(spec_cls):
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if default is None:
+      inner = [t for t in typing.get_args(hints[f.name]) if t is not type(None)]
+      default = config_dict.placeholder(typing.get_origin(inner[0]) or inner[0])
+    group[f.name] = default
+  return group
+
+
+def decode(spec_cls, config: ml_collections.ConfigDict, group: str, **extra):
+  """`spec_cls(**config[group], **extra)`: the frozen, validated spec of one family's group.
+
+  Lists (from a saved config.json) become tuples. The spec's `__post_init__`
+  validates, raising ConfigError that names `config.<group>.<field>`.
+
+  Args:
+    spec_cls: the family's frozen dataclass.
+    config: the run's config.
+    group: the name of the group to decode.
+    **extra: non-config fields of the spec (e.g. the data's image shape).
+  """
+  if group not in config:
+    raise ConfigError(f'This config has no config.{group} group, which a {group!r} run needs; '
+                      f"start the config from configs.base.get_config({group!r}).")
+  values = {k: tuple(v) if isinstance(v, list) else v for k, v in config[group].to_dict().items()}
+  try:
+    return spec_cls(**values, **extra)
+  except TypeError as e:  # A field the spec does not have.
+    known = [f.name for f in group_fields(spec_cls)]
+    raise ConfigError(f'config.{group}: {e}; its fields are {known}.') from e
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -103,33 +172,3 @@ def _config_module(path: str):
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module
-
-
-_BASE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs',
-                     'base.py')
-
-
-def with_defaults(saved: dict) -> ml_collections.ConfigDict:
-  """A run's saved config (a dict from its config.json), locked, with every key that
-  `configs/base.py` has and `saved` lacks filled in with its default.
-
-  Options added after a run was written default to the old behaviour, so older runs
-  still resume, sample and evaluate. Without the repository's configs/ (an installed
-  package), `saved` is returned as it is.
-  """
-  merged = _merge(_config_module(_BASE).get_config().to_dict(), saved) if os.path.isfile(
-      _BASE) else saved
-  config = ml_collections.ConfigDict(merged)
-  config.lock()
-  return config
-
-
-def _merge(defaults: dict, saved: dict) -> dict:
-  """`saved` with the keys only `defaults` has filled in, recursively."""
-  out = dict(saved)
-  for key, value in defaults.items():
-    if key not in out:
-      out[key] = value
-    elif isinstance(value, dict) and isinstance(out[key], dict):
-      out[key] = _merge(value, out[key])
-  return out

@@ -1,7 +1,7 @@
 """The genjax command line.
 
   genjax train  --config=configs/classifier_mnist.py --workdir=runs/clf [--config.optim.lr=3e-4]
-  genjax eval   --workdir=runs/clf [--config=... overrides, e.g. --config.method.iwae_k=5000]
+  genjax eval   --workdir=runs/clf [--config=... overrides, e.g. --config.vae.iwae_k=5000]
   genjax sample --workdir=runs/vae --num=1000 --out=samples.npz [--labels=3 | --labels=0,1,2]
   genjax demo   [--workdir=runs/demo]
 
@@ -40,7 +40,7 @@ _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processe
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process\'s index.')
 _KEEP_FREED_MEMORY = flags.DEFINE_bool(
     'keep_freed_memory', True, 'glibc: keep freed memory in the process instead of returning it '
-    'to the OS, so XLA:CPU\'s per-step buffers do not page-fault (genjax/train/malloc.py).')
+    'to the OS, so XLA:CPU\'s per-step buffers do not page-fault (genjax/core/malloc.py).')
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The flagship for a few minutes: DDPM (EDM) on mnist5k, sampled with DPM-Solver++(2M) SDE at 20 NFE.
@@ -144,14 +144,14 @@ def _main(argv) -> None:
                          f'got {argv[1:]}.')
   command = argv[1]
   if _KEEP_FREED_MEMORY.value:
-    from genjax.train import malloc  # pylint: disable=g-import-not-at-top
+    from genjax.core import malloc  # pylint: disable=g-import-not-at-top
     malloc.keep_freed_memory()
   if _CONFIG.value is not None:
     apply_none_overrides(_CONFIG.value)
   if not flags.FLAGS['verbosity'].present:  # Library INFO logs (orbax, tfds) drown the progress.
     logging.set_verbosity(logging.WARNING)
   from genjax import config as config_lib  # pylint: disable=g-import-not-at-top
-  from genjax.train import xla_cpu  # pylint: disable=g-import-not-at-top
+  from genjax.core import xla_cpu  # pylint: disable=g-import-not-at-top
 
   if command != 'demo' and not _WORKDIR.value:
     raise app.UsageError('--workdir is required.')

@@ -1,4 +1,4 @@
-"""genjax.train.malloc: with freed memory kept, large buffers allocated again, from the main
+"""genjax.core.malloc: with freed memory kept, large buffers allocated again, from the main
 thread or from worker threads (as XLA:CPU's), do not page-fault."""
 import ctypes
 import ctypes.util
@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from genjax.train import malloc
+from genjax.core import malloc
 
 glibc_only = pytest.mark.skipif(
     platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc', reason='glibc only')
@@ -51,7 +51,7 @@ _SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_malloc import faults_per_cycle
-from genjax.train import malloc
+from genjax.core import malloc
 if {keep}:
   assert malloc.keep_freed_memory()
 print(faults_per_cycle({size}, threads={threads}, blocks={blocks}))

@@ -8,8 +8,8 @@ import numpy as np
 import optax
 import pytest
 
-from genjax.train import optim, sharding, writers
-from genjax.train.state import TrainState
+from genjax.core import optim, sharding, writers
+from genjax.core.state import TrainState
 
 
 def test_ema_matches_closed_form():

@@ -1,4 +1,4 @@
-"""genjax.train.xla_cpu: the convolution library, per jit and per process."""
+"""genjax.core.xla_cpu: the convolution library, per jit and per process."""
 import os
 import subprocess
 import sys
@@ -10,7 +10,7 @@ import pytest
 from jax import lax
 
 from genjax import config as config_lib
-from genjax.train import xla_cpu
+from genjax.core import xla_cpu
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,7 +58,7 @@ def test_process_wide_choice_must_come_before_the_backend():
 def test_process_wide_choice_reaches_xla_and_user_flags_win():
   code = (
       'import os, jax, jax.numpy as jnp\n'
-      'from genjax.train import xla_cpu\n'
+      'from genjax.core import xla_cpu\n'
       'changed = xla_cpu.use_convolution_library("eigen")\n'
       'x = jnp.ones((2, 6, 6, 3)); k = jnp.ones((3, 3, 3, 4))\n'
       'f = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", '

@@ -5,7 +5,7 @@ Usage: python experiments/benchmarks/conv_ab.py [--models=classifier,vae] [--rou
 
 Both steps are traced from the same model; `conv_method` is forced to 'lax' while the A step
 traces (--a=split: 'split' where the rule picks 'lax', what genjax ran on YNNPACK before
-genjax/train/xla_cpu.py existed; --a=plain_bias: the chosen rule, with the bias added by a plain
+genjax/core/xla_cpu.py existed; --a=plain_bias: the chosen rule, with the bias added by a plain
 `y + bias`, whose gradient is a reduction, instead of `genjax.nn.conv.add_bias`). Both steps
 compile for the model's configured library.
 Blocks of A and B steps alternate (order flipped every round), so a shared machine's load
@@ -21,9 +21,9 @@ from unittest import mock
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import run as bench  # noqa: E402
-from genjax.train import malloc  # noqa: E402
+from genjax.core import malloc  # noqa: E402
 
-# As genjax commands do, before XLA starts its threads (genjax/train/malloc.py).
+# As genjax commands do, before XLA starts its threads (genjax/core/malloc.py).
 malloc.keep_freed_memory()
 
 

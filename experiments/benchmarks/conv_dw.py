@@ -18,7 +18,7 @@ of 3 blocks), given the layer input x [B, H, W, C_in] and the output gradient dy
              row shift;
   split      lax's dW summed over batch slices of 8 images (genjax.nn.conv's 'split').
 Under XLA's default YNNPACK; with XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= the
-convolutions run on Eigen instead (genjax/train/xla_cpu.py).
+convolutions run on Eigen instead (genjax/core/xla_cpu.py).
 Each formulation is checked against lax before it is timed (relative error printed when
 above 1e-5). A large NN matrix product of the im2col shape is timed too, for the ceiling.
 """
@@ -30,9 +30,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from genjax.train import malloc  # noqa: E402
+from genjax.core import malloc  # noqa: E402
 
-# As genjax commands do, before XLA starts its threads (genjax/train/malloc.py).
+# As genjax commands do, before XLA starts its threads (genjax/core/malloc.py).
 malloc.keep_freed_memory()
 
 import jax  # noqa: E402

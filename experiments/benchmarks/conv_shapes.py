@@ -16,9 +16,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from genjax.train import malloc  # noqa: E402
+from genjax.core import malloc  # noqa: E402
 
-# As genjax commands do, before XLA starts its threads (genjax/train/malloc.py).
+# As genjax commands do, before XLA starts its threads (genjax/core/malloc.py).
 malloc.keep_freed_memory()
 
 import jax  # noqa: E402

@@ -1,5 +1,5 @@
 """genjax alone: train steps under glibc's default malloc against the same steps with
-`genjax.train.malloc.keep_freed_memory()` (what `genjax` commands apply), in fresh processes.
+`genjax.core.malloc.keep_freed_memory()` (what `genjax` commands apply), in fresh processes.
 
 Usage: python experiments/benchmarks/malloc_ab.py [--models=unet_ddpm,dcgan] [--rounds=3]
 
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 def child(name: str, keep: bool, batch: int, target_s: float) -> None:
   """Times `name`'s train step in this process; prints one JSON line."""
   if keep:  # Before XLA starts its threads.
-    from genjax.train import malloc
+    from genjax.core import malloc
     assert malloc.keep_freed_memory(), 'malloc_ab.py needs glibc (mallopt).'
   import run as bench
   run = bench.build_genjax(name, batch)[0]

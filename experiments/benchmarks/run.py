@@ -41,11 +41,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 MODELS = {
     'classifier': ('configs/classifier_mnist.py', {}, (28, 28, 1)),
     'vae': ('configs/vae_mnist.py', {}, (28, 28, 1)),
-    'dcgan': ('configs/dcgan_mnist.py', {'method.monitor_classifier': None}, (32, 32, 1)),
+    'dcgan': ('configs/dcgan_mnist.py', {'gan.monitor_classifier': None}, (32, 32, 1)),
     'unet_ddpm': ('configs/ddpm_mnist.py', {}, (28, 28, 1)),
     # The seed document's U-Net widths (64 -> 128 -> 256) in genjax's U-Net, at full resolution.
-    'unet_seed': ('configs/ddpm_mnist.py', {'model.channels': (64, 128, 256), 'model.num_res_blocks': 1,
-                                            'model.attention_resolutions': (7,), 'model.patch_size': 1},
+    'unet_seed': ('configs/ddpm_mnist.py', {'diffusion.channels': (64, 128, 256), 'diffusion.num_res_blocks': 1,
+                                            'diffusion.attention_resolutions': (7,), 'diffusion.patch_size': 1},
                   (28, 28, 1)),
 }
 SAMPLING = ('unet_ddpm', 'unet_seed')
@@ -71,9 +71,9 @@ def make_batch(shape, batch_size: int, seed: int = 0):
 
 
 def compile_options(library: str | dict | None, config) -> dict:
-  """XLA compiler options for `library`: 'ynnpack' or 'eigen' (genjax/train/xla_cpu.py), None for
+  """XLA compiler options for `library`: 'ynnpack' or 'eigen' (genjax/core/xla_cpu.py), None for
   the config's choice, or a dict of raw XLA options (ynn_ab.py's --b_ynn)."""
-  from genjax.train import xla_cpu
+  from genjax.core import xla_cpu
   if isinstance(library, dict):
     return library
   return xla_cpu.compiler_options(library or config.train.xla_cpu_convolutions)
@@ -83,7 +83,7 @@ def build_genjax(name: str, batch_size: int, library: str | dict | None = None):
   """(step_fn () -> None that runs one step, the jitted step, args, state holder, config, shape).
 
   The step compiles for XLA:CPU convolution `library` ('ynnpack' or 'eigen'), by default the
-  one the model's config picks, as `genjax` commands would (genjax/train/xla_cpu.py); a dict
+  one the model's config picks, as `genjax` commands would (genjax/core/xla_cpu.py); a dict
   is taken as raw XLA compiler options.
   """
   import jax
@@ -119,7 +119,7 @@ def build_torch(name: str, batch_size: int, config, shape, channels_last: bool =
     net = tm.Classifier(tuple(m.channels), m.feature_dim, m.num_classes, m.dropout, c, h)
     nets = [net]
     step_fn = tm.make_classifier_step(tm.to_layout(net, channels_last), o.lr, o.weight_decay,
-                                      config.method.augment_shift, config.method.label_smoothing)
+                                      config.classifier.augment_shift, config.classifier.label_smoothing)
   elif name == 'vae':
     net = tm.VAE(tuple(m.channels), tuple(reversed(m.channels)), m.hidden_dim, m.latent_dim, h, c)
     nets = [net]
@@ -262,7 +262,7 @@ def bench_sampling(name, config, shape, params, net, args) -> dict:
   run_j = build_genjax_sampler(config, shape, params, n, args.sample_steps)
   run_j(1)
   net = tm.to_layout(net, True).eval()
-  sigmas = tm.karras_sigmas(args.sample_steps, config.method.sigma_min, config.method.sigma_max)
+  sigmas = tm.karras_sigmas(args.sample_steps, config.diffusion.sigma_min, config.diffusion.sigma_max)
   x = tm.to_layout(torch.randn(n, shape[2], shape[0], shape[1]) * sigmas[0], True)
 
   def run_t(k):
@@ -278,7 +278,7 @@ def child(spec: str, batch: int) -> None:
   """One (model, framework) in a fresh process: compile/first-step time and peak RSS (MiB)."""
   name, framework = spec.split(':')
   if os.environ.get('_GENJAX_BENCH_MODE') == 'tuned':  # As the measuring process.
-    from genjax.train import malloc
+    from genjax.core import malloc
     malloc.keep_freed_memory()
   base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
   if framework == 'genjax':
@@ -358,7 +358,7 @@ def main() -> None:
   p.add_argument('--memory', type=int, default=1, help='1: child processes for compile time and RSS')
   p.add_argument('--malloc', default='tuned', choices=('default', 'tuned', 'both'),
                  help='glibc malloc of the measuring process (one child process each): tuned is '
-                 'genjax.train.malloc.keep_freed_memory(), what genjax commands apply')
+                 'genjax.core.malloc.keep_freed_memory(), what genjax commands apply')
   p.add_argument('--json', default='', help='also write the results here')
   p.add_argument('--child', default='', help=argparse.SUPPRESS)
   args = p.parse_args()
@@ -378,7 +378,7 @@ def main() -> None:
 
   mode = os.environ['_GENJAX_BENCH_MODE']
   if mode == 'tuned':  # Before any thread allocates: threads keep their first arena.
-    from genjax.train import malloc
+    from genjax.core import malloc
     malloc.keep_freed_memory()
   import jax
   import torch

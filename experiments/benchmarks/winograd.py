@@ -8,7 +8,7 @@ batched matrix products [tiles, C_in] x [C_in, C_out] between elementwise transf
 XLA:CPU both the transforms and the products are plain jnp, and autodiff gives the gradients
 (whose kernel gradient becomes 16 products contracting over all tiles, the shape XLA's matrix
 products run fastest). This script measures whether that beats lax's convolution here, on
-both of XLA:CPU's convolution libraries (genjax/train/xla_cpu.py), and checks the values and
+both of XLA:CPU's convolution libraries (genjax/core/xla_cpu.py), and checks the values and
 gradients against lax's. It is a measurement, not a genjax fast path: at the shapes of
 genjax's models it does not win (RESULTS.md, performance section).
 """
@@ -21,16 +21,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from genjax.train import malloc  # noqa: E402
+from genjax.core import malloc  # noqa: E402
 
-malloc.keep_freed_memory()  # As genjax commands do (genjax/train/malloc.py).
+malloc.keep_freed_memory()  # As genjax commands do (genjax/core/malloc.py).
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
-from genjax.train import xla_cpu  # noqa: E402
+from genjax.core import xla_cpu  # noqa: E402
 
 # F(2, 3): kernel transform G (4x3), input transform B^T (4x4, applied below as sums of the
 # tile's rows d0..d3), output transform A^T (2x4).

@@ -4,7 +4,7 @@ XLA:CPU's convolutions on YNNPACK (XLA's default) against the same on Eigen.
 Usage: python experiments/benchmarks/ynn_ab.py [--models=classifier,vae,dcgan,unet_ddpm]
        [--rounds=3] [--a_split] [--sample_steps=5] [--b_ynn=individual_dot,reduce] [--b_lax]
 
-Why: genjax/train/xla_cpu.py. Both steps are traced from the same model and compiled with
+Why: genjax/core/xla_cpu.py. Both steps are traced from the same model and compiled with
 YNNPACK (A) and Eigen (B) (`xla_cpu.compiler_options`), whatever the model's config chooses.
 --a_split traces A with Conv method 'split' where the rule picks 'lax' (3x3 stride-1,
 C_out < 2 C_in): what genjax ran on YNNPACK before the choice of library existed.
@@ -22,9 +22,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import run as bench  # noqa: E402
-from genjax.train import malloc  # noqa: E402
+from genjax.core import malloc  # noqa: E402
 
-# As genjax commands do, before XLA starts its threads (genjax/train/malloc.py).
+# As genjax commands do, before XLA starts its threads (genjax/core/malloc.py).
 malloc.keep_freed_memory()
 
 

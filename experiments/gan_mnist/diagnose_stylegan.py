@@ -63,7 +63,7 @@ def main():
 
   d = jax.jit(lambda x: discriminator.apply(  # Logits per D input (per pack with d_pack > 1).
       {'params': state.params['discriminator']},
-      gan.pack_for_discriminator(x, None, config.method.d_pack)[0]))
+      gan.pack_for_discriminator(x, None, config.gan.d_pack)[0]))
   b = config.data.batch_size
   live = state.replace(ema_params={'generator': state.params['generator']})
   fakes = run.method.sample(live, jax.random.split(jax.random.key(1), b))

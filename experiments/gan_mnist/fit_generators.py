@@ -4,7 +4,7 @@
   .venv/bin/python experiments/gan_mnist/fit_generators.py --config=configs/dcgan_mnist.py
 
 No discriminator: the generator of `--config` (its architecture and Adam settings as
-configured; overrides as in `genjax train`, e.g. `--config.model.style_mode=adain
+configured; overrides as in `genjax train`, e.g. `--config.stylegan.style_mode=adain
 --config.optim.lr=2e-4`) regresses N fixed latents onto the first N training digits by
 mean squared error, with Adam. A generator that cannot make N different
 digits from N different latents in a few hundred steps gives a GAN little more than one

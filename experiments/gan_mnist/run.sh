@@ -11,7 +11,7 @@ OUT=${OUT:-runs/gan_mnist}
 declare -A CMD=(
   [gan]="--config=configs/gan_mnist.py"
   [dcgan]="--config=configs/dcgan_mnist.py"
-  [dcgan_hinge]="--config=configs/dcgan_mnist.py --config.method.gan_loss=hinge"
+  [dcgan_hinge]="--config=configs/dcgan_mnist.py --config.gan.loss=hinge"
   [cdcgan]="--config=configs/cdcgan_mnist.py"
   [stylegan]="--config=configs/stylegan_mnist.py"
   [cstylegan]="--config=configs/cstylegan_mnist.py"

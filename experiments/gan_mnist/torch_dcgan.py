@@ -8,7 +8,7 @@ the non-saturating loss and genjax's update order) on the same 4,000 mnist5k tra
 padded to 32x32, then scores 1,000 samples exactly as `genjax train` scores its DCGAN
 (genjax.metrics.suite.sample_quality against the 1,000 test digits, with the same seeded
 real-data floor). Samples use the batch statistics of the 1,000 latents, what genjax's
-`method.standing_stats_size=1000` does.
+`gan.standing_stats_size=1000` does.
 
 Usage (needs torch: `make bench` installs it; 2 cores: 20 min alone, 2026-11-30):
   .venv/bin/python experiments/gan_mnist/torch_dcgan.py --workdir=runs/gan_mnist/torch_dcgan

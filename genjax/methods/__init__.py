@@ -1,12 +1,31 @@
-"""Model families ("methods"), registered by name in an explicit dict."""
+"""Model families ("methods"), registered by name in explicit dicts.
+
+`METHODS` maps a method name (`config.method`) to its `make(config, image_shape)`;
+`GROUPS` maps each family config group to the family that owns it and the spec
+its fields decode into. A config holds the shared groups plus the groups of
+its own family, and nothing else (`check_groups`).
+"""
 from __future__ import annotations
+
+import dataclasses
+from typing import Any
 
 import ml_collections
 
+from genjax import config as config_lib
 from genjax.methods import classifier, diffusion, gan, vae
-from genjax.methods.api import EvalContext, Method
+from genjax.methods.api import EvalContext, Method, StateSpec
 
-# name -> make(config, image_shape (H, W, C)) -> Method
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+  """A family config group. Attributes: owner (the method name), spec (its dataclass), about."""
+  owner: str
+  spec: Any
+  about: str
+
+
+# method name -> make(config, image_shape (H, W, C)) -> Method
 METHODS = {
     'classifier': classifier.make,
     'diffusion': diffusion.make,
@@ -14,10 +33,47 @@ METHODS = {
     'vae': vae.make,
 }
 
+# config group -> who owns it. A method's main group has the method's name.
+GROUPS = {
+    'classifier': Group('classifier', classifier.ClassifierSpec, 'the CNN classifier'),
+    'vae': Group('vae', vae.VAESpec, 'VAE, beta-VAE, conditional VAE'),
+    'gan': Group('gan', gan.GanSpec, 'MLP GAN, DCGAN, StyleGAN'),
+    'stylegan': Group('gan', gan.StyleGANSpec, "StyleGAN's extras, with gan.arch='stylegan'"),
+    'diffusion': Group('diffusion', diffusion.DiffusionSpec, 'diffusion U-Net and training'),
+}
+
+
+def config_groups(method: str, *extra: str) -> dict[str, ml_collections.ConfigDict]:
+  """The default groups of `method` (its main group, plus `extra` groups it owns)."""
+  config_lib.check_choice('method', method, sorted(METHODS))
+  out = {}
+  for name in (method,) + extra:
+    config_lib.check_choice('<group>', name, sorted(GROUPS))
+    if GROUPS[name].owner != method:
+      raise config_lib.ConfigError(f'config.{name} belongs to the {GROUPS[name].owner!r} '
+                                   f'family, not to {method!r}.')
+    out[name] = config_lib.config_group(GROUPS[name].spec)
+  return out
+
+
+def check_groups(config: ml_collections.ConfigDict) -> None:
+  """Refuses a config that holds another family's group, naming the group and its owner."""
+  method = config.method
+  config_lib.check_choice('method', method, sorted(METHODS))
+  for name in config.keys():
+    if name in GROUPS and GROUPS[name].owner != method:
+      raise config_lib.ConfigError(
+          f'config.{name} belongs to the {GROUPS[name].owner!r} family ({GROUPS[name].about}); '
+          f'this is a {method!r} config. Remove it, or start from a {GROUPS[name].owner} config.')
+
+
+def field_owners(field: str) -> list[str]:
+  """The family groups that have a field named `field` (for error messages)."""
+  return [name for name, g in GROUPS.items()
+          if field in {f.name for f in config_lib.group_fields(g.spec)}]
+
 
 def make_method(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Method:
-  """Builds the method named by `config.method.name`, bound to `config` and the data's shape."""
-  name = config.method.name
-  if name not in METHODS:
-    raise ValueError(f'Unknown method.name {name!r}; accepted: {sorted(METHODS)}.')
-  return METHODS[name](config, tuple(image_shape))
+  """Builds the method named by `config.method`, bound to `config` and the data's shape."""
+  check_groups(config)
+  return METHODS[config.method](config, tuple(image_shape))

@@ -1,9 +1,12 @@
 """The contract between the training loop and a model family ("method").
 
-A method is a bundle of pure functions bound to a config by closure. The loop
-jits and shards `init` and `train_step`, and calls `evaluate`, `sample` and
-`write_images` on a host-local copy of the state; it never knows which
-family runs.
+A family's module defines a frozen spec (its config group, decoded once by
+`genjax.config.decode`) and module-level pure functions of (spec, ...):
+`init`, `loss_fn`, `train_step`, `sample`, `evaluate`, `write_images`. Its
+`make(config, image_shape)` decodes the spec and binds the functions into a
+`Method`. The loop jits and shards `init` and `train_step`, and calls
+`evaluate`, `sample` and `write_images` on a host-local copy of the state; it
+never knows which family runs.
 """
 from __future__ import annotations
 
@@ -14,8 +17,10 @@ from typing import Any, Callable
 import jax
 import ml_collections
 import numpy as np
+import optax
 
-from genjax.train.state import TrainState
+from genjax.core.optim import make_optimizer
+from genjax.core.state import TrainState
 
 Batch = dict[str, Any]  # {'image': [B, H, W, C] float in [-1, 1], 'label': [B] int32, ...}
 
@@ -46,6 +51,31 @@ class Method:
   write_images: Callable[[TrainState, 'EvalContext'], list[str]] | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class StateSpec:
+  """How a method's TrainState starts: its optimizer and EMA (config.optim, config.train).
+
+  Attributes:
+    tx: the optimizer (for a GAN, its pair of optimizers).
+    ema_decay: None (no EMA) or the decay in (0, 1).
+    ema_warmup: ramp the decay up early in training.
+  """
+  tx: optax.GradientTransformation
+  ema_decay: float | None = None
+  ema_warmup: bool = True
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict, tx=None) -> 'StateSpec':
+    """`config.optim`'s optimizer over `config.train.num_steps` (or `tx`) and the EMA settings."""
+    tx = make_optimizer(config.optim, config.train.num_steps) if tx is None else tx
+    return cls(tx=tx, ema_decay=config.train.ema_decay, ema_warmup=config.train.ema_warmup)
+
+  def create(self, params, *, extras=None, ema_keys: tuple[str, ...] | None = None) -> TrainState:
+    """A step-0 TrainState of `params` (EMA of all of them, or of the subtrees `ema_keys`)."""
+    return TrainState.create(params=params, tx=self.tx, ema_decay=self.ema_decay,
+                             ema_warmup=self.ema_warmup, ema_keys=ema_keys, extras=extras)
+
+
 @dataclasses.dataclass
 class EvalContext:
   """What evaluation and pictures may use besides the state.
@@ -68,27 +98,3 @@ class EvalContext:
     path = os.path.join(self.workdir, 'images')
     os.makedirs(path, exist_ok=True)
     return path
-
-
-def batched_apply(fn: Callable[[Any], Any], inputs: Any, batch_size: int) -> Any:
-  """Applies a jitted `fn` over the leading axis of `inputs` in fixed-size chunks.
-
-  The last chunk is padded to `batch_size` so `fn` compiles once.
-
-  Args:
-    fn: pytree [b, ...] -> pytree [b, ...].
-    inputs: pytree of arrays [N, ...].
-    batch_size: b.
-
-  Returns:
-    `fn`'s outputs concatenated to [N, ...], as numpy.
-  """
-  n = len(jax.tree.leaves(inputs)[0])
-  outs = []
-  for start in range(0, n, batch_size):
-    size = min(batch_size, n - start)
-    # Repeat the last row to fill the final chunk; indexing works for numpy, jax and key arrays.
-    rows = np.minimum(np.arange(start, start + batch_size), n - 1)
-    outs.append(jax.tree.map(lambda y: np.asarray(y)[:size], fn(jax.tree.map(lambda x: x[rows], inputs))))
-  return jax.tree.map(lambda *ys: np.concatenate(ys), *outs)
-

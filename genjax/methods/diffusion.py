@@ -7,6 +7,7 @@ class-conditional models; sampling, likelihood and pictures use only D.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 
@@ -16,20 +17,83 @@ import ml_collections
 import numpy as np
 import optax
 
+from genjax import config as config_lib
 from genjax.diffusion import likelihood as diffusion_likelihood
 from genjax.diffusion import schedules
 from genjax.diffusion.denoisers import make_edm_denoiser, make_vp_denoiser
 from genjax.diffusion.samplers import SAMPLERS, nfe
 from genjax.methods import sampling
-from genjax.methods.api import EvalContext, Method, batched_apply
+from genjax.core.batching import batched_apply
+from genjax.methods.api import EvalContext, Method
 from genjax.models.unet import UNet
-from genjax.train.optim import make_optimizer
-from genjax.train.state import TrainState
+from genjax.core.optim import make_optimizer
+from genjax.core.state import TrainState
 from genjax.viz.grid import save_grid
 
-MODELS = ('unet',)
 PARAMETERIZATIONS = ('eps', 'x0', 'v', 'edm')
 WEIGHTINGS = ('simple', 'min_snr', 'edm')
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionSpec:
+  """`config.diffusion`: the U-Net and how it is trained (sampling: `config.sample`).
+
+  Attributes:
+    num_classes: K, for class-conditional models (the null class K is the unconditional input).
+    conditional: condition on labels, with label dropout for classifier-free guidance.
+    channels: U-Net width per resolution level.
+    num_res_blocks: residual blocks per level.
+    attention_resolutions: sides H at which self-attention follows the blocks.
+    num_heads: attention heads.
+    patch_size: > 1 folds p x p patches into channels (space to depth) first.
+    dropout: in the residual blocks.
+    parameterization: eps | x0 | v (VP-discrete, DDPM) | edm (Karras et al. 2022).
+    loss_weighting: simple | min_snr (VP) | edm (with parameterization='edm').
+    beta_schedule: VP schedule: linear | cosine | sigmoid (also the bits/dim grid).
+    num_timesteps: T of the VP chain.
+    min_snr_gamma: min-SNR weighting's gamma.
+    sigma_data: EDM's data standard deviation.
+    p_mean, p_std: EDM training noise: ln(sigma) ~ N(p_mean, p_std^2).
+    sigma_min, sigma_max: EDM sampling range.
+    label_dropout: conditional models: fraction of null labels.
+    random_flip: random horizontal flips (natural images, not digits).
+  """
+  num_classes: int = 10
+  conditional: bool = False
+  channels: tuple[int, ...] = (32, 64, 128)
+  num_res_blocks: int = 2
+  attention_resolutions: tuple[int, ...] = (7,)
+  num_heads: int = 1
+  patch_size: int = 1
+  dropout: float = 0.0
+  parameterization: str = 'edm'
+  loss_weighting: str = 'edm'
+  beta_schedule: str = 'linear'
+  num_timesteps: int = 1000
+  min_snr_gamma: float = 5.0
+  sigma_data: float = 0.5
+  p_mean: float = -1.2
+  p_std: float = 1.2
+  sigma_min: float = 0.002
+  sigma_max: float = 80.0
+  label_dropout: float = 0.1
+  random_flip: bool = False
+
+  def __post_init__(self):
+    config_lib.check_choice('diffusion.parameterization', self.parameterization, PARAMETERIZATIONS)
+    config_lib.check_choice('diffusion.loss_weighting', self.loss_weighting, WEIGHTINGS)
+    config_lib.check_choice('diffusion.beta_schedule', self.beta_schedule,
+                            sorted(schedules.BETA_SCHEDULES))
+    if (self.loss_weighting == 'edm') != (self.parameterization == 'edm'):
+      raise config_lib.ConfigError(
+          "config.diffusion.loss_weighting='edm' goes with diffusion.parameterization='edm' and "
+          f'only with it; got {self.loss_weighting!r} with {self.parameterization!r}.')
+    config_lib.check_range('diffusion.num_timesteps', self.num_timesteps, low=2)
+    config_lib.check_range('diffusion.patch_size', self.patch_size, low=1)
+    config_lib.check_range('diffusion.label_dropout', self.label_dropout, low=0.0, high=1.0)
+    config_lib.check_range('diffusion.sigma_min', self.sigma_min, low=0.0, low_open=True)
+    config_lib.check_range('diffusion.sigma_max', self.sigma_max, low=self.sigma_min,
+                           low_open=True)
 
 
 def make_model(config: ml_collections.ConfigDict, image_shape) -> UNet:

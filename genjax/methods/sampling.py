@@ -7,9 +7,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from genjax.methods.api import EvalContext, batched_apply
+from genjax.core.batching import batched_apply
+from genjax.methods.api import EvalContext
 from genjax.metrics import extractors, suite
-from genjax.train.state import TrainState
+from genjax.core.state import TrainState
 
 SampleFn = Callable[[TrainState, jax.Array, jax.Array | None], jax.Array]
 

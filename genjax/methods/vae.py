@@ -9,6 +9,7 @@ negative ELBO with the KL weighted by beta.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -17,18 +18,58 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from genjax import config as config_lib
 from genjax.methods import sampling
-from genjax.methods.api import EvalContext, Method, batched_apply
+from genjax.core.batching import batched_apply
+from genjax.methods.api import EvalContext, Method
 from genjax.metrics.likelihood import (bernoulli_log_likelihood, gaussian_log_likelihood,
                                        iwae_log_likelihood)
 from genjax.models.vae import VAE
-from genjax.train.optim import make_optimizer
-from genjax.train.state import TrainState
+from genjax.core.optim import make_optimizer
+from genjax.core.state import TrainState
 from genjax.viz import latent as viz_latent
 
-MODELS = ('conv_vae',)
 LIKELIHOODS = ('bernoulli', 'gaussian')
 _TEST_BINARIZATION_SEED = 1234  # The test digits are binarized once, identically for every run.
+
+
+@dataclasses.dataclass(frozen=True)
+class VAESpec:
+  """`config.vae`: the seed's conv VAE (beta-VAE, conditional VAE) and its training.
+
+  Attributes:
+    num_classes: K, for the conditional VAE.
+    conditional: condition encoder and decoder on labels (cVAE).
+    channels: encoder conv widths (the decoder mirrors them).
+    latent_dim: size of z.
+    hidden_dim: dense width between the convs and the latent.
+    beta: KL weight: 1 is the VAE, > 1 the beta-VAE.
+    likelihood: bernoulli (dynamically binarized digits) | gaussian.
+    gaussian_sigma: fixed decoder std of the gaussian likelihood.
+    iwae_k: importance samples of the IWAE test NLL; 0: not computed.
+    iwae_chunk: importance samples per decoder call (memory).
+    iwae_batch_size: test images per IWAE call.
+  """
+  num_classes: int = 10
+  conditional: bool = False
+  channels: tuple[int, ...] = (32, 64, 128)
+  latent_dim: int = 32
+  hidden_dim: int = 256
+  beta: float = 1.0
+  likelihood: str = 'bernoulli'
+  gaussian_sigma: float = 0.1
+  iwae_k: int = 0
+  iwae_chunk: int = 100
+  iwae_batch_size: int = 100
+
+  def __post_init__(self):
+    config_lib.check_choice('vae.likelihood', self.likelihood, LIKELIHOODS)
+    config_lib.check_range('vae.latent_dim', self.latent_dim, low=1)
+    config_lib.check_range('vae.beta', self.beta, low=0.0)
+    config_lib.check_range('vae.gaussian_sigma', self.gaussian_sigma, low=0.0, low_open=True)
+    config_lib.check_range('vae.iwae_k', self.iwae_k, low=0)
+    config_lib.check_range('vae.iwae_chunk', self.iwae_chunk, low=1)
+    config_lib.check_range('vae.iwae_batch_size', self.iwae_batch_size, low=1)
 
 
 def make_model(config: ml_collections.ConfigDict, image_shape) -> VAE:

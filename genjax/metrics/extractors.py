@@ -40,7 +40,7 @@ class FeatureExtractor:
 
   def __call__(self, images: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """Features [N, D] and probabilities [N, K] of images [N, H, W, C], in fixed-size batches."""
-    from genjax.methods.api import batched_apply  # pylint: disable=g-import-not-at-top
+    from genjax.core.batching import batched_apply  # pylint: disable=g-import-not-at-top
 
     return batched_apply(self.apply, np.asarray(images, np.float32), batch_size)
 

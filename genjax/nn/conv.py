@@ -8,7 +8,7 @@ XLA runs fast. Likewise `Conv` computes a 1x1 convolution as a matrix
 product, whose gradients XLA runs 2-5x faster than those of its own
 convolution; strided and channel-widening convolutions go through im2col; the
 remaining 3x3 stride-1 layers keep lax's convolution, whose library
-genjax/train/xla_cpu.py chooses (experiments/benchmarks/conv_shapes.py measures
+genjax/core/xla_cpu.py chooses (experiments/benchmarks/conv_shapes.py measures
 each layer shape). Parameters
 have flax's names, shapes and initializers, so the modules are drop-in replacements
 (tests/test_nn_conv.py proves the outputs and gradients equal). Both add their bias with
@@ -167,7 +167,7 @@ def conv_method(kernel_shape: Sequence[int], strides: Sequence[int], pads: Pads)
   - Otherwise (stride 1, C_out < 2 C_in: most U-Net convs) the patch matrix costs more than
     it saves: lax's convolution ('lax'). Under YNNPACK, its kernel gradient runs on one core,
     and 'split' (`conv_split_kernel_grad`) makes it 1.3-3.5x faster; but the U-Net, the model
-    made of such layers, runs fastest on Eigen (genjax/train/xla_cpu.py), where 'split' costs
+    made of such layers, runs fastest on Eigen (genjax/core/xla_cpu.py), where 'split' costs
     (whole step 0.90x), so 'split' is a `method=` to ask for, not a default.
   (experiments/benchmarks/conv_shapes.py: per-layer figures; conv_ab.py: whole steps.)
   `method=` in `conv2d`/`Conv` forces a formulation; 'lax' is flax's plain convolution.

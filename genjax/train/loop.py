@@ -12,8 +12,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from genjax.train import run as run_lib
-from genjax.train import sharding, writers
-from genjax.train.state import TrainState
+from genjax.core import sharding, writers
+from genjax.core.state import TrainState
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -21,9 +21,9 @@ from genjax import config as config_lib
 from genjax import data
 from genjax.methods import EvalContext, Method, make_method
 from genjax.methods import sampling
-from genjax.train import sharding, writers
-from genjax.train.checkpoint import Checkpointer
-from genjax.train.state import TrainState
+from genjax.core import sharding, writers
+from genjax.core.checkpoint import Checkpointer
+from genjax.core.state import TrainState
 from genjax.viz.grid import save_grid
 
 

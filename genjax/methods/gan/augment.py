@@ -74,7 +74,7 @@ def parse_policy(policy: str) -> tuple[str, ...]:
   names = tuple(p.strip() for p in policy.split(',') if p.strip())
   unknown = [n for n in names if n not in OPS]
   if unknown:
-    raise ValueError(f'method.diff_augment={policy!r}: unknown {unknown}; accepted: comma-separated '
+    raise ValueError(f'gan.diff_augment={policy!r}: unknown {unknown}; accepted: comma-separated '
                      f'names from {sorted(OPS)}, or "" for none.')
   return names
 

@@ -50,13 +50,15 @@ import ml_collections
 import numpy as np
 import optax
 
-from genjax.methods import gan_augment, gan_losses, sampling
+from genjax.methods import sampling
+from genjax.methods.gan import augment as gan_augment
+from genjax.methods.gan import losses as gan_losses
 from genjax.methods.api import EvalContext, Method
 from genjax.metrics import extractors
 from genjax.models import gan as gan_models
 from genjax.models import stylegan
-from genjax.train.optim import make_optimizer
-from genjax.train.state import TrainState
+from genjax.core.optim import make_optimizer
+from genjax.core.state import TrainState
 from genjax.viz import gan as viz_gan
 
 MODELS = ('mlp_gan', 'dcgan', 'stylegan')
