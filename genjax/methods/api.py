@@ -43,12 +43,15 @@ class Method:
       samples do not depend on the batch size or the device count.
     write_images: (state, ctx) -> paths of the pictures written to
       `ctx.images_dir`, or None.
+    num_classes: K for a label-conditional generative method (its `sample`
+      takes labels in [0, K)); 0 for one that takes none.
   """
   init: Callable[[jax.Array, Batch], TrainState]
   train_step: Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]
   evaluate: Callable[[TrainState, 'EvalContext'], dict]
   sample: Callable[..., jax.Array] | None = None
   write_images: Callable[[TrainState, 'EvalContext'], list[str]] | None = None
+  num_classes: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

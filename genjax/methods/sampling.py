@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Callable
 
 import jax
-import ml_collections
 import numpy as np
 
 from genjax.core.batching import batched_apply
@@ -15,11 +14,11 @@ from genjax.core.state import TrainState
 SampleFn = Callable[[TrainState, jax.Array, jax.Array | None], jax.Array]
 
 
-def default_labels(config: ml_collections.ConfigDict, n: int) -> np.ndarray | None:
-  """Labels 0, 1, ..., K-1, 0, 1, ... [n] for conditional models; None otherwise."""
-  if not config.model.get('conditional', False):
+def default_labels(num_classes: int, n: int) -> np.ndarray | None:
+  """Labels 0, 1, ..., K-1, 0, 1, ... [n] for conditional models (K > 0); None for K = 0."""
+  if not num_classes:
     return None
-  return np.arange(n, dtype=np.int32) % config.model.num_classes
+  return np.arange(n, dtype=np.int32) % num_classes
 
 
 def draw(sample_fn: SampleFn, state: TrainState, rng: jax.Array, n: int,
@@ -44,19 +43,20 @@ def draw(sample_fn: SampleFn, state: TrainState, rng: jax.Array, n: int,
                        min(batch_size, n))
 
 
-def evaluate_samples(sample_fn: SampleFn, state: TrainState, ctx: EvalContext) -> dict:
+def evaluate_samples(sample_fn: SampleFn, state: TrainState, ctx: EvalContext,
+                     num_classes: int = 0) -> dict:
   """Draws `eval.num_samples` samples and reports `suite.sample_quality` against the floors.
 
   Reference: the `eval.split` split; floor: as many `data.train_split` images
-  (a seeded random subset). Conditional models draw balanced labels and also
-  report label accuracy. Returns {} when `eval.feature_extractor` is None.
+  (a seeded random subset). Conditional models (`num_classes` K > 0) draw
+  balanced labels 0..K-1 and also report label accuracy. Returns {} when `eval.feature_extractor` is None.
   """
   c = ctx.config
   if c.eval.feature_extractor is None or not c.eval.num_samples:
     return {}
   extractor = extractors.get_extractor(c.eval.feature_extractor, c.eval.feature_extractor_path)
   n = c.eval.num_samples
-  labels = default_labels(c, n)
+  labels = default_labels(num_classes, n)
   samples = draw(sample_fn, state, jax.random.fold_in(ctx.rng, 0), n, labels,
                  c.eval.sample_batch_size)
   reference = ctx.load_split(c.eval.split, None)

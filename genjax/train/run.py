@@ -19,6 +19,7 @@ from jax.sharding import Mesh
 import genjax
 from genjax import config as config_lib
 from genjax import data
+from genjax import methods
 from genjax.methods import EvalContext, Method, make_method
 from genjax.methods import sampling
 from genjax.core import sharding, writers
@@ -50,6 +51,7 @@ class Run:
 def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   """Validates `config` and builds everything a command needs, without touching state."""
   config_lib.validate(config)
+  methods.check_groups(config)
   mesh = sharding.make_mesh(config.mesh)
   sharding.check_batch_size(config.data.batch_size, mesh)
   pipeline = data.make_train_pipeline(config, jax.process_index(), jax.process_count())
@@ -81,7 +83,7 @@ def restore_or_init(run: Run, *, require_checkpoint: bool = False) -> TrainState
     c = run.config
     raise config_lib.ConfigError(
         f'The checkpoint {run.checkpointer.directory}/{step} does not fit this config (method '
-        f'{c.method.name!r}, model {c.model.name!r}): {str(e)[:300]}. Use the config the run was '
+        f'{c.method!r}): {str(e)[:300]}. Use the config the run was '
         f'trained with (its copy: {run.workdir}/config.json) or a fresh --workdir; the '
         f'checkpoint is left untouched.') from e
 
@@ -103,7 +105,7 @@ def eval_context(run: Run, step: int) -> EvalContext:
 
 def provenance(run: Run, step: int) -> dict:
   c = run.config
-  return {'step': step, 'method': c.method.name, 'model': c.model.name, 'data': c.data.name,
+  return {'step': step, 'method': c.method, 'data': c.data.name,
           'split': c.eval.split, 'seed': c.seed, 'date': writers.now(),
           'genjax_version': genjax.__version__, 'num_devices': run.mesh.size,
           'num_processes': jax.process_count()}
@@ -135,7 +137,7 @@ def write_images(run: Run, state: TrainState, ctx: EvalContext | None = None,
   paths = list(run.method.write_images(local, ctx)) if run.method.write_images else []
   if run.method.sample is not None:  # The same keys every time: watch samples evolve.
     images = sampling.draw(run.method.sample, local, run.eval_key, num_samples,
-                           sampling.default_labels(run.config, num_samples),
+                           sampling.default_labels(run.method.num_classes, num_samples),
                            run.config.eval.sample_batch_size)
     paths.append(save_grid(images, os.path.join(ctx.images_dir, f'samples_{step:07d}.png')))
   return paths
