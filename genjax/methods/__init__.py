@@ -8,12 +8,13 @@ its own family, and nothing else (`check_groups`).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from typing import Any
 
 import ml_collections
 
 from genjax import config as config_lib
-from genjax.methods import classifier, diffusion, gan, vae
+from genjax.methods import classifier, config_v1, diffusion, gan, vae
 from genjax.methods.api import EvalContext, Method, StateSpec
 
 
@@ -71,6 +72,53 @@ def field_owners(field: str) -> list[str]:
   """The family groups that have a field named `field` (for error messages)."""
   return [name for name, g in GROUPS.items()
           if field in {f.name for f in config_lib.group_fields(g.spec)}]
+
+
+def check_key(config: ml_collections.ConfigDict, key: str) -> None:
+  """Refuses a dotted override key (`'vae.w_dim'`) that `config` lacks, saying whose it is.
+
+  Another family's group or field names its owner; a key of the first config
+  layout (`model.*`, `method.*`) names its new place; anything else lists the
+  group's fields and the closest match.
+
+  Raises:
+    ConfigError: one line, naming the key and what is accepted.
+  """
+  method = config.get('method')
+  parts = key.split('.')
+  if len(parts) == 2 and parts[0] in ('model', 'method'):  # The first layout.
+    new = 'method' if parts == ['method', 'name'] else config_v1.new_key(method, *parts)
+    hint = f'it is now config.{new}' if new else 'it has no counterpart today'
+    raise config_lib.ConfigError(
+        f'config.{key} is a key of the old layout (one flat model/method group); {hint}.')
+  node, path = config, []
+  for part in key.split('.'):
+    fields = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+    if part in fields:
+      node, path = node[part], path + [part]
+      continue
+    where = '.'.join(path)
+    if not path and part in GROUPS and GROUPS[part].owner == method:  # Not built in.
+      raise config_lib.ConfigError(
+          f'config.{key}: this {method!r} config has no config.{part} group '
+          f'({GROUPS[part].about}); start from a config built with '
+          f'configs.base.get_config({method!r}, {part!r}).')
+    if not path and part in GROUPS:  # Another family's group.
+      g = GROUPS[part]
+      raise config_lib.ConfigError(
+          f'config.{key}: the group config.{part} belongs to the {g.owner!r} family ({g.about}); '
+          f'this is a {method!r} config, whose own groups are '
+          f'{[n for n in fields if n in GROUPS]}.')
+    owners = [g for g in field_owners(part) if g != where] if len(path) == 1 else []
+    if owners:
+      owned = ', '.join(f'config.{g}.{part} (family {GROUPS[g].owner!r})' for g in owners)
+      raise config_lib.ConfigError(
+          f'config.{key}: config.{where} has no field {part!r}; that field belongs to {owned}, '
+          f'not to this {method!r} config.')
+    close = difflib.get_close_matches(part, fields, n=1)
+    hint = f' Did you mean {".".join(path + close)!r}?' if close else ''
+    raise config_lib.ConfigError(f'unknown config key {key!r}: {where or "the config"} has no '
+                                 f'field {part!r}; its fields are {sorted(fields)}.{hint}')
 
 
 def make_method(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Method:
