@@ -25,7 +25,7 @@ test: $(STAMP)
 # PyTorch comparison benchmarks (issue 7); torch stays out of genjax itself.
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python experiments/benchmarks/run.py
+	$(BIN)/python experiments/torch_speed/run.py
 
 clean:
 	rm -rf $(VENV) runs

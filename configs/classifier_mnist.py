@@ -25,7 +25,7 @@ def get_config(variant=None):
   c.train.checkpoint_every_steps = 500
   c.train.images_every_steps = 2000
   # Speed only: Eigen's convolutions with lax's formulation run this step 1.08-1.09x faster than
-  # YNNPACK with the per-layer rule (experiments/benchmarks/ynn_ab.py --models=classifier --b_lax).
+  # YNNPACK with the per-layer rule (experiments/xla_cpu_convolutions/ynn_ab.py --models=classifier --b_lax).
   c.train.xla_cpu_convolutions = 'eigen'
   c.classifier.conv_method = 'lax'
   return base.with_variant(c, variant, {'smoke': base.smoke})

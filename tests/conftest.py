@@ -27,7 +27,10 @@ CONFIG_FILES = sorted(
 
 @pytest.fixture
 def load():
-  """load(name_or_path[:variant], **dotted_overrides) -> locked ConfigDict."""
+  """load(name_or_path[:variant], **overrides) -> locked ConfigDict.
+
+  Overrides are `group__field=value` (e.g. `vae__beta=4.0`) or a top-level `field=value`.
+  """
   from genjax.config import load_config
 
   def _load(spec, **overrides):
@@ -35,6 +38,9 @@ def load():
       spec = os.path.join("configs", spec)
     config = load_config(os.path.join(REPO, spec) if not os.path.isabs(spec) else spec)
     for dotted, value in overrides.items():
+      if "__" not in dotted:  # A top-level field, e.g. method="vae".
+        config[dotted] = value
+        continue
       group, key = dotted.split("__")
       config[group][key] = value
     return config

@@ -1,12 +1,24 @@
-"""Configs: every file loads; bad keys, types, choices and variants fail before any work."""
+"""Configs: every file loads; bad keys, types, choices and variants fail before any work;
+each family owns its group, and another family's field is refused naming its owner."""
+import json
 import os
 import subprocess
 import sys
 
+import ml_collections
 import pytest
 
 from conftest import CONFIG_FILES, REPO
 from genjax import config as config_lib
+from genjax import methods
+from genjax.methods.gan import GanSpec
+from genjax.train import trained
+
+SHARED = {'seed', 'method', 'data', 'optim', 'train', 'eval', 'sample', 'mesh'}
+
+
+def _family_groups(config):
+  return [name for name in config.keys() if name not in SHARED]
 
 
 @pytest.mark.parametrize('path', CONFIG_FILES, ids=os.path.basename)
@@ -15,7 +27,94 @@ def test_every_config_and_its_smoke_variant_loads_and_validates(path):
     config = config_lib.load_config(spec)
     assert config.is_locked
     config_lib.validate(config)
+    methods.check_groups(config)
+    groups = _family_groups(config)
+    assert config.method in groups  # The method's own group, and only its family's.
+    for name in groups:
+      assert methods.GROUPS[name].owner == config.method
+      spec_value = config_lib.decode(methods.GROUPS[name].spec, config, name)
+      assert spec_value == methods.GROUPS[name].spec(**{
+          k: tuple(v) if isinstance(v, list) else v for k, v in config[name].to_dict().items()})
   assert config_lib.load_config(path + ':smoke').train.num_steps == 2
+
+
+def _foreign_fields(config):
+  """(key, owner) for every field of every family group this config does not hold."""
+  own = set(_family_groups(config))
+  for name, group in methods.GROUPS.items():
+    if name in own:
+      continue
+    for field in config_lib.group_fields(group.spec):
+      yield f'{name}.{field.name}', group.owner
+      for mine in own:  # The same field name put in this config's own group.
+        if field.name not in config[mine]:
+          yield f'{mine}.{field.name}', group.owner
+
+
+@pytest.mark.parametrize('path', CONFIG_FILES, ids=os.path.basename)
+def test_a_foreign_field_is_refused_naming_its_family(path):
+  config = config_lib.load_config(path)
+  checked = 0
+  for key, owner in _foreign_fields(config):
+    with pytest.raises(config_lib.ConfigError) as e:
+      methods.check_key(config, key)
+    message = str(e.value)
+    assert '\n' not in message and f'config.{key}' in message
+    assert f"{owner!r}" in message or "no config." in message, message
+    checked += 1
+  assert checked > 20
+  for key in [f'{config.method}.{f.name}' for f in config_lib.group_fields(
+      methods.GROUPS[config.method].spec)]:
+    methods.check_key(config, key)  # The family's own fields pass.
+  with pytest.raises(AttributeError):  # In Python too: the locked config has no such field.
+    config[config.method].w_dim_of_another_family = 64
+
+
+def test_a_config_holding_another_familys_group_is_refused(load):
+  config = load('vae_mnist.py:smoke')
+  config.unlock()
+  config.gan = config_lib.config_group(GanSpec)
+  config.lock()
+  with pytest.raises(config_lib.ConfigError, match=r"config\.gan belongs to the 'gan' family"):
+    methods.check_groups(config)
+
+
+def test_old_layout_keys_name_their_new_place(load):
+  config = load('stylegan_mnist.py:smoke')
+  for old, new in [('method.gan_loss', 'config.gan.loss'), ('model.w_dim', 'config.stylegan.w_dim'),
+                   ('model.stylegan_output', 'config.stylegan.output'),
+                   ('model.name', 'config.gan.arch'), ('method.name', 'config.method')]:
+    with pytest.raises(config_lib.ConfigError, match=f'it is now {new}'):
+      methods.check_key(config, old)
+
+
+@pytest.mark.parametrize('old,new', [
+    ('config_v1_stylegan_mnist_smoke.json', 'stylegan_mnist.py:smoke'),
+    ('config_v1_vae_mnist.json', 'vae_mnist.py'),
+])
+def test_a_run_saved_in_the_old_layout_reads_as_todays_config(old, new):
+  with open(os.path.join(REPO, 'tests', 'data', old)) as f:
+    saved = json.load(f)  # The config.json that run wrote before issue 20.
+  migrated = trained.with_defaults(saved).to_dict()
+  today = config_lib.load_config(os.path.join(REPO, 'configs', new)).to_dict()
+  assert json.loads(json.dumps(migrated)) == json.loads(json.dumps(today))
+
+
+def test_family_group_placeholders_are_typed(load):
+  config = load('dcgan_mnist.py')
+  assert config.gan.d_lr is None
+  config.gan.d_lr = 1e-4  # A None default still takes its declared type...
+  with pytest.raises(TypeError):
+    config.gan.d_lr = 'fast'  # ...and refuses another.
+  group = config_lib.config_group(GanSpec)
+  assert isinstance(group, ml_collections.ConfigDict) and group.loss == 'non_saturating'
+
+
+def test_a_spec_refuses_bad_values_naming_the_key():
+  with pytest.raises(config_lib.ConfigError, match=r"config\.gan\.loss='wasserstein'.*hinge"):
+    GanSpec(loss='wasserstein')
+  with pytest.raises(config_lib.ConfigError, match=r'config\.gan\.d_pack=0 must be >= 1'):
+    GanSpec(d_pack=0)
 
 
 def test_docstring_gives_launch_command():
@@ -34,7 +133,6 @@ def test_unknown_key_and_wrong_type_are_refused(load):
 
 
 @pytest.mark.parametrize('key,value,accepted', [
-    ('method__name', 'nope', 'classifier'),
     ('optim__name', 'adamx', 'adamw'),
     ('optim__schedule', 'cosinus', 'warmup_cosine'),
 ])
@@ -42,6 +140,11 @@ def test_choices_are_checked(load, key, value, accepted):
   config = load('classifier_mnist.py', **{key: value})
   with pytest.raises(config_lib.ConfigError, match=f'{key.replace("__", ".")}.*{accepted}'):
     config_lib.validate(config)
+
+
+def test_unknown_method_is_refused(load):
+  with pytest.raises(config_lib.ConfigError, match=r"config\.method='nope'.*classifier"):
+    methods.check_groups(load('classifier_mnist.py', method='nope'))
 
 
 @pytest.mark.parametrize('key,value', [('data__batch_size', 0), ('optim__lr', -1.0),

@@ -47,7 +47,7 @@ def test_smoke_variant_trains_evaluates_and_writes_outputs(path, tmp_path, monke
   assert int(state.step) == 2
   with open(tmp_path / 'eval.json') as f:
     result = json.load(f)
-  assert result['step'] == 2 and result['method'] == config.method.name
+  assert result['step'] == 2 and result['method'] == config.method
   assert {'seed', 'split', 'date', 'data'} <= set(result)
   rows = [json.loads(line) for line in open(tmp_path / 'metrics.jsonl')]
   assert [r['step'] for r in rows if 'loss' in r] == [1, 2]
@@ -80,7 +80,7 @@ def test_fsdp_really_shards_parameters(load):
 
 def test_resume_equals_uninterrupted_run_bit_for_bit(load, tmp_path):
   kw = dict(train__num_steps=5, train__checkpoint_every_steps=100, train__eval_every_steps=100,
-            train__images_every_steps=100, method__augment_shift=2, model__dropout=0.3)
+            train__images_every_steps=100, classifier__augment_shift=2, classifier__dropout=0.3)
   straight = loop.train(load('classifier_mnist.py:smoke', **kw), str(tmp_path / 'a'))
   stopped = loop.train(load('classifier_mnist.py:smoke', **kw), str(tmp_path / 'b'), stop_at_step=2)
   assert int(stopped.step) == 2
@@ -143,7 +143,7 @@ def test_a_checkpoint_of_another_model_is_refused_and_kept(load, tmp_path):
   loop.train(load('classifier_mnist.py:smoke', train__num_steps=1, train__eval_every_steps=100),
              workdir)
   saved = open(os.path.join(workdir, 'config.json')).read()
-  wider = load('classifier_mnist.py:smoke', train__num_steps=2, model__feature_dim=64)
+  wider = load('classifier_mnist.py:smoke', train__num_steps=2, classifier__feature_dim=64)
   with pytest.raises(ConfigError, match='does not fit this config.*fresh --workdir') as err:
     loop.train(wider, workdir)
   # Named from the checkpoint's metadata, before any array is read.

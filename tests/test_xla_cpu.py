@@ -81,4 +81,4 @@ def test_configs_choose_eigen_for_the_unet_and_the_classifier():
   assert load('ddpm_cifar10.py').train.xla_cpu_convolutions == 'eigen'
   assert load('vae_mnist.py').train.xla_cpu_convolutions == 'ynnpack'
   classifier = load('classifier_mnist.py')  # Eigen, with lax's formulation for every conv.
-  assert (classifier.train.xla_cpu_convolutions, classifier.model.conv_method) == ('eigen', 'lax')
+  assert (classifier.train.xla_cpu_convolutions, classifier.classifier.conv_method) == ('eigen', 'lax')

@@ -1,14 +1,17 @@
 """FID against NFE for every sampler of the library, on a trained diffusion run.
 
   .venv/bin/python experiments/sampler_nfe/run.py --workdir=runs/ddpm \
-      [--nfes=5,10,20,50,100] [--samplers=all] [--num=1000] [--reference=ddpm:1000]
+      [--nfes=5,10,20,50,100] [--samplers=all] [--num=1000] [--reference=ddpm:1000] \
+      [--register=experiments/new_sampler/my_sampler.py]
 
 For each sampler and NFE budget it takes the largest step count whose NFE fits
 the budget (Heun's 2n-1, DPM-Solver++(2S)'s 2n-1, ...), draws `--num` samples
 with per-sample seeds (the same seeds for every sampler), and scores them with
 the metrics suite against the mnist5k test split; the real-data floor is
 computed once at the same N. Results go to results.json, results.md (table) and
-fid_vs_nfe.png beside this file (or --out).
+fid_vs_nfe.png beside this file (or --out). A file given to --register defines
+EXTRA_SAMPLERS (name -> sampler) and EXTRA_NFE (name -> count); its samplers
+join the study's own table (`samplers_with`), the library's SAMPLERS unchanged.
 """
 import argparse
 import json
@@ -24,20 +27,19 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from genjax import data
-from genjax.diffusion.samplers import SAMPLERS, nfe
-from genjax.main import _workdir_config
+from genjax.diffusion import samplers
 from genjax.methods import diffusion, sampling
 from genjax.metrics import extractors, suite
-from genjax.train import run as run_lib
+from genjax.train.trained import load_trained
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def steps_for_nfe(name: str, budget: int) -> int | None:
+def steps_for_nfe(name: str, budget: int, counts=samplers.NFE) -> int | None:
   """The largest step count n with nfe(name, n) <= budget, or None if even n=1 exceeds it."""
   best = None
   for n in range(1, budget + 1):
-    if nfe(name, n) <= budget:
+    if samplers.nfe(name, n, counts=counts) <= budget:
       best = n
     elif best is not None:
       break
@@ -54,28 +56,32 @@ def main():
   p.add_argument('--sigma_schedule', default=None, help='default: the run config\'s')
   p.add_argument('--out', default=HERE)
   p.add_argument('--register', action='append', default=[],
-                 help='a Python file to run first: it adds its own samplers to SAMPLERS and NFE')
+                 help='a Python file defining EXTRA_SAMPLERS and EXTRA_NFE (see '
+                      'experiments/new_sampler/my_sampler.py): its samplers join the study')
   args = p.parse_args()
+  extra, extra_nfe = {}, {}
   for path in args.register:  # A user's sampler joins the study like the built-in ones.
-    runpy.run_path(path, run_name='register')
+    module = runpy.run_path(path, run_name='register')
+    extra.update(module['EXTRA_SAMPLERS'])
+    extra_nfe.update(module['EXTRA_NFE'])
+  table, counts = samplers.samplers_with(extra), samplers.nfe_with(extra_nfe)
 
-  config = _workdir_config(args.workdir)
-  run = run_lib.setup(config, args.workdir)
-  state = run_lib.host_local(run_lib.restore_or_init(run, require_checkpoint=True), run.mesh)
-  shape = run.example['image'].shape[1:]
+  trained = load_trained(args.workdir)
+  config, state = trained.config, trained.state
+  spec, sample_spec = diffusion.decode_specs(config, trained.run.example['image'].shape[1:])
   extractor = extractors.get_extractor(config.eval.feature_extractor)
   test = data.load_split(config, config.eval.split)
   train = data.load_split(config, config.data.train_split)
   floor_real = train['image'][np.random.default_rng(config.seed).choice(len(train['image']), args.num,
                                                                         replace=False)]
-  labels = sampling.default_labels(config, args.num)
-  schedule = args.sigma_schedule or config.sample.sigma_schedule
-  names = sorted(SAMPLERS) if args.samplers == 'all' else args.samplers.split(',')
+  labels = sampling.default_labels(trained.method.num_classes, args.num)
+  schedule = args.sigma_schedule or sample_spec.sigma_schedule
+  names = sorted(table) if args.samplers == 'all' else args.samplers.split(',')
   budgets = [int(v) for v in args.nfes.split(',')]
-  jobs = [(name, b, steps_for_nfe(name, b)) for name in names for b in budgets]
+  jobs = [(name, b, steps_for_nfe(name, b, counts)) for name in names for b in budgets]
   if args.reference != 'none':
     ref_name, ref_steps = args.reference.split(':')
-    jobs.append((ref_name, nfe(ref_name, int(ref_steps)), int(ref_steps)))
+    jobs.append((ref_name, samplers.nfe(ref_name, int(ref_steps), counts=counts), int(ref_steps)))
 
   os.makedirs(args.out, exist_ok=True)
   path = os.path.join(args.out, 'results.json')
@@ -84,15 +90,16 @@ def main():
   for name, budget, steps in jobs:
     if steps is None or (name, steps, args.num, schedule) in done:
       continue
-    fn = diffusion.make_sample_fn(config, shape, name, steps, config.sample.guidance_scale, schedule)
+    fn = diffusion.make_sample_fn(spec, sample_spec.replace(
+        sampler=name, num_steps=steps, sigma_schedule=schedule, samplers=table))
     t0 = time.perf_counter()
     images = sampling.draw(lambda s, k, l: fn(s.eval_params, k, l), state, jax.random.key(config.seed),
                            args.num, labels, config.eval.sample_batch_size)
     seconds = time.perf_counter() - t0
     report = suite.sample_quality(extractor, images, test['image'], floor_real, seed=config.seed,
                                   sample_labels=labels, reference_labels=test.get('label'))
-    row = {'sampler': name, 'steps': steps, 'nfe': nfe(name, steps), 'budget': budget,
-           'num': args.num, 'sigma_schedule': schedule, 'sample_seconds': seconds,
+    row = {'sampler': name, 'steps': steps, 'nfe': samplers.nfe(name, steps, counts=counts),
+           'budget': budget, 'num': args.num, 'sigma_schedule': schedule, 'sample_seconds': seconds,
            'step': int(state.step), **{k: report[k] for k in (
                'fid', 'fid_floor', 'fid_ratio', 'is', 'precision', 'recall', 'kid')}}
     rows.append(row)

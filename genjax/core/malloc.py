@@ -6,7 +6,7 @@ as blocks are freed, and serves large blocks with fresh `mmap`s it unmaps on fre
 train step touches fresh pages, and faulting them in costs as much as the arithmetic: the
 U-Net train step at batch 128 takes about 150,000 page faults with glibc's defaults and none
 with freed memory kept. Train steps run 1.05-1.5x faster, e.g. the classifier 1.50x, the U-Net
-1.11x (experiments/benchmarks/malloc_ab.py; figures in experiments/benchmarks/README.md, "malloc").
+1.11x (experiments/malloc/malloc_ab.py; figures in experiments/malloc/README.md).
 `keep_freed_memory()` makes every thread allocate from the one main heap, raises the mmap and
 trim thresholds, and so keeps freed blocks for reuse. The price is that the process keeps its
 peak memory instead of returning it to the OS, which is what a training job does anyway, and

@@ -4,13 +4,14 @@ Why: jax 0.10's XLA:CPU hands convolutions and matrix products to YNNPACK. Its 3
 convolutions at our shapes run on one core: at batch 128, 28x28 32->32, the forward pass takes
 the same 15 ms pinned to one core as on both, and the kernel gradient 67-78 ms. Eigen, XLA's
 other convolution library, runs the same forward pass in 10 ms on two cores (20 ms on one) and
-the kernel gradient in 26-32 ms (experiments/benchmarks/README.md, last section).
+the kernel gradient in 26-32 ms (experiments/xla_cpu_convolutions/README.md, 2026-11-29 late
+evening).
 Which is faster for a whole train step depends on the model, so a config chooses
-(`config.train.xla_cpu_convolutions`, measured by experiments/benchmarks/ynn_ab.py):
+(`config.train.xla_cpu_convolutions`, measured by experiments/xla_cpu_convolutions/ynn_ab.py):
 - 'eigen' for the DDPM U-Net (3x3 stride-1 convolutions throughout): at batch 128 the train
   step 1.24-1.42x, sampling 1.49x (at batch 32 the train step is equal);
 - 'eigen' for the classifier too, with lax's formulation for every conv
-  (`model.conv_method='lax'`): 1.08x against YNNPACK with the per-layer rule;
+  (`classifier.conv_method='lax'`): 1.08x against YNNPACK with the per-layer rule;
 - 'ynnpack' for the VAE and DCGAN, whose transposed and strided convolutions are matrix
   products (genjax.nn.conv) that YNNPACK runs well: with Eigen their steps are 0.82-0.86x.
 With 'eigen', XLA's own reductions run single-threaded (a bias gradient 7.6 ms against

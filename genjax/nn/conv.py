@@ -8,7 +8,7 @@ XLA runs fast. Likewise `Conv` computes a 1x1 convolution as a matrix
 product, whose gradients XLA runs 2-5x faster than those of its own
 convolution; strided and channel-widening convolutions go through im2col; the
 remaining 3x3 stride-1 layers keep lax's convolution, whose library
-genjax/core/xla_cpu.py chooses (experiments/benchmarks/conv_shapes.py measures
+genjax/core/xla_cpu.py chooses (experiments/xla_cpu_convolutions/conv_shapes.py measures
 each layer shape). Parameters
 have flax's names, shapes and initializers, so the modules are drop-in replacements
 (tests/test_nn_conv.py proves the outputs and gradients equal). Both add their bias with
@@ -143,7 +143,7 @@ _DN = ('NHWC', 'HWIO', 'NHWC')
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
 
-def _tap_views(x: jax.Array, kh: int, kw: int, strides, pads: Pads) -> list[jax.Array]:
+def tap_views(x: jax.Array, kh: int, kw: int, strides, pads: Pads) -> list[jax.Array]:
   """The kh*kw strided views of the padded x that meet kernel tap (i, j): [B, Ho, Wo, C] each."""
   b, h, w, c = x.shape
   sh, sw = strides
@@ -154,7 +154,7 @@ def _tap_views(x: jax.Array, kh: int, kw: int, strides, pads: Pads) -> list[jax.
 
 
 def conv_method(kernel_shape: Sequence[int], strides: Sequence[int], pads: Pads) -> str:
-  """Which formulation `conv2d` uses: 'gemm', 'im2col' or 'lax' (measured, README of benchmarks).
+  """Which formulation `conv2d` uses: 'gemm', 'im2col' or 'lax' (measured; see below).
 
   On XLA:CPU (jax 0.10) the weight gradient of `lax.conv_general_dilated` runs 3-8x slower
   than its forward pass, while matrix products differentiate into matrix products.
@@ -169,7 +169,7 @@ def conv_method(kernel_shape: Sequence[int], strides: Sequence[int], pads: Pads)
     and 'split' (`conv_split_kernel_grad`) makes it 1.3-3.5x faster; but the U-Net, the model
     made of such layers, runs fastest on Eigen (genjax/core/xla_cpu.py), where 'split' costs
     (whole step 0.90x), so 'split' is a `method=` to ask for, not a default.
-  (experiments/benchmarks/conv_shapes.py: per-layer figures; conv_ab.py: whole steps.)
+  (experiments/xla_cpu_convolutions/conv_shapes.py: per-layer figures; conv_ab.py: whole steps.)
   `method=` in `conv2d`/`Conv` forces a formulation; 'lax' is flax's plain convolution.
   """
   kh, kw, c_in, c_out = kernel_shape
@@ -189,8 +189,8 @@ def _lax_conv(x: jax.Array, kernel: jax.Array, strides, pads: Pads) -> jax.Array
 
 
 # A slice of the kernel gradient in 'split': at least this many images and output positions
-# (8 images at 14x14, 32 at 7x7; smaller slices lost at 7x7 128->128, experiments/benchmarks/
-# README.md).
+# (8 images at 14x14, 32 at 7x7; smaller slices lost at 7x7 128->128,
+# experiments/xla_cpu_convolutions/README.md).
 KERNEL_GRAD_SLICE = 8
 KERNEL_GRAD_SLICE_POSITIONS = 1568
 
@@ -203,7 +203,7 @@ def conv_split_kernel_grad(x: jax.Array, kernel: jax.Array, strides, pads: Pads)
   B*Ho*Wo output positions, which at batch 128 runs at about one core's speed and takes
   3-8x the forward pass. Summed over slices of at least `KERNEL_GRAD_SLICE` images and
   `KERNEL_GRAD_SLICE_POSITIONS` positions, the same gradient is 1.3-3.5x faster
-  (experiments/benchmarks/conv_dw.py): each slice's contraction fits in cache, and
+  (experiments/xla_cpu_convolutions/conv_dw.py): each slice's contraction fits in cache, and
   independent slices run on every core. The forward pass and the input gradient are lax's,
   unchanged. Reverse mode only: a custom_vjp has no forward-mode rule, so jax.jvp needs
   `Conv(method='lax')`.
@@ -264,7 +264,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int], pads: Pads,
       raise ValueError('conv2d: method="gemm" needs a 1x1 kernel, stride 1 and no padding.')
     return (x.reshape(-1, c_in) @ kernel.reshape(c_in, c_out)).reshape(*x.shape[:3], c_out)
   if method == 'im2col':
-    views = _tap_views(x, kh, kw, strides, pads)
+    views = tap_views(x, kh, kw, strides, pads)
     b, ho, wo, _ = views[0].shape
     patches = jnp.concatenate(views, -1).reshape(-1, kh * kw * c_in)
     return (patches @ kernel.reshape(-1, c_out)).reshape(b, ho, wo, c_out)

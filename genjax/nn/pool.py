@@ -4,7 +4,7 @@ Why: `flax.linen.max_pool` is a `reduce_window`, whose gradient XLA computes
 with `select_and_scatter`, a slow generic kernel on CPU. Non-overlapping
 windows (stride = window, the classifier's 2x2 pooling) are a reshape and a
 max over two axes instead, which differentiates into elementwise compares
-(classifier train step about 25% faster, experiments/benchmarks/README.md).
+(classifier train step about 25% faster, experiments/xla_cpu_convolutions/README.md).
 tests/test_nn_pool.py proves outputs and gradients equal to flax's.
 """
 from __future__ import annotations

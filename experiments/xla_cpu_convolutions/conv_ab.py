@@ -1,7 +1,7 @@
 """genjax alone, A/B in one process: train steps with every Conv on lax's convolution
 (what flax.linen.Conv computes) against the same steps with genjax.nn.conv's chosen formulations.
 
-Usage: python experiments/benchmarks/conv_ab.py [--models=classifier,vae] [--rounds=3]
+Usage: python experiments/xla_cpu_convolutions/conv_ab.py [--models=classifier,vae] [--rounds=3]
 
 Both steps are traced from the same model; `conv_method` is forced to 'lax' while the A step
 traces (--a=split: 'split' where the rule picks 'lax', what genjax ran on YNNPACK before
@@ -18,7 +18,9 @@ import os
 import sys
 from unittest import mock
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# run.py's train steps (`build_genjax`) live in the PyTorch comparison's folder.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                'torch_speed'))
 
 import run as bench  # noqa: E402
 from genjax.core import malloc  # noqa: E402

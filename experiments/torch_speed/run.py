@@ -1,10 +1,10 @@
 """genjax vs PyTorch on this CPU: train-step and sampling throughput, compile time, memory.
 
 Usage (after `pip install torch==2.13.0`; `make bench` does both):
-  python experiments/benchmarks/run.py                       # every model, ratio table
-  python experiments/benchmarks/run.py --models=unet_ddpm --rounds=9
-  python experiments/benchmarks/run.py --malloc=both         # default vs tuned glibc malloc
-  python experiments/benchmarks/run.py --json=runs/bench.json
+  python experiments/torch_speed/run.py                       # every model, ratio table
+  python experiments/torch_speed/run.py --models=unet_ddpm --rounds=9
+  python experiments/torch_speed/run.py --malloc=both         # default vs tuned glibc malloc
+  python experiments/torch_speed/run.py --json=runs/bench.json
 
 Method. Both frameworks run in the same process on the same batch (fp32,
 PyTorch in channels_last, its fastest CPU layout here, and its fused Adam).
@@ -114,7 +114,7 @@ def build_torch(name: str, batch_size: int, config, shape, channels_last: bool =
   data = make_batch(shape, batch_size)
   x = tm.to_layout(torch.from_numpy(data['image']).permute(0, 3, 1, 2).contiguous(), channels_last)
   y = torch.from_numpy(data['label']).long()
-  m, o = config.model, config.optim
+  m, o = config[config.method], config.optim  # The family's own group: config.classifier, .vae, ...
   if name == 'classifier':
     net = tm.Classifier(tuple(m.channels), m.feature_dim, m.num_classes, m.dropout, c, h)
     nets = [net]

@@ -1,6 +1,6 @@
 """The weight gradient of a 3x3 stride-1 convolution, written nine ways, timed on XLA:CPU.
 
-Usage: python experiments/benchmarks/conv_dw.py [--batch=128] [--seconds=0.4]
+Usage: python experiments/xla_cpu_convolutions/conv_dw.py [--batch=128] [--seconds=0.4]
 
 Why: this gradient is what bounds genjax's U-Net step against PyTorch (README.md). For the
 U-Net's stride-1 layer shapes (batch 128, fp32) it prints the time of dW alone, in ms (best
@@ -39,7 +39,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
-from genjax.nn.conv import _tap_views, conv_split_kernel_grad  # noqa: E402
+from genjax.nn.conv import tap_views, conv_split_kernel_grad  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conv_shapes import best_ms  # noqa: E402
@@ -73,7 +73,7 @@ def dw_canonical(x, dy, c_out):
 
 def dw_im2col(x, dy, c_out):
   c_in = x.shape[-1]
-  patches = jnp.concatenate(_tap_views(x, 3, 3, (1, 1), _PADS), -1).reshape(-1, 9 * c_in)
+  patches = jnp.concatenate(tap_views(x, 3, 3, (1, 1), _PADS), -1).reshape(-1, 9 * c_in)
   return (patches.T @ dy.reshape(-1, c_out)).reshape(3, 3, c_in, c_out)
 
 
@@ -92,7 +92,7 @@ def dw_im2col_t(x, dy, c_out):
 def dw_taps(x, dy, c_out):
   c_in, d2 = x.shape[-1], dy.reshape(-1, c_out)
   return jnp.stack([v.reshape(-1, c_in).T @ d2
-                    for v in _tap_views(x, 3, 3, (1, 1), _PADS)]).reshape(3, 3, c_in, c_out)
+                    for v in tap_views(x, 3, 3, (1, 1), _PADS)]).reshape(3, 3, c_in, c_out)
 
 
 def dw_taps_t(x, dy, c_out):

@@ -1,6 +1,6 @@
 """Winograd F(2x2, 3x3) against lax's 3x3 convolution, per layer, forward and both gradients.
 
-Usage: python experiments/benchmarks/winograd.py [--shapes=128x28x32x32,128x14x64x64]
+Usage: python experiments/xla_cpu_convolutions/winograd.py [--shapes=128x28x32x32,128x14x64x64]
 
 Winograd's minimal filtering (Lavin & Gray 2016) computes each 2x2 output tile from a 4x4
 input tile with 16 multiplies per channel pair instead of 36: 2.25x fewer FLOPs, as 16

@@ -1,14 +1,14 @@
 """genjax alone: train steps under glibc's default malloc against the same steps with
 `genjax.core.malloc.keep_freed_memory()` (what `genjax` commands apply), in fresh processes.
 
-Usage: python experiments/benchmarks/malloc_ab.py [--models=unet_ddpm,dcgan] [--rounds=3]
+Usage: python experiments/malloc/malloc_ab.py [--models=unet_ddpm,dcgan] [--rounds=3]
 
 A thread keeps the malloc arena it first allocated from, so the two settings cannot share a
 process: each round runs one child process per setting (order flipped every round); a child
-builds and compiles the model's real train step (run.py's `build_genjax`, batch 128), runs
-two warm-up steps and times steps for --target_s seconds. Prints per model the median img/s
-of each side, the median over rounds of the speedup (kept / default) with its range, and
-the minor page faults per step.
+builds and compiles the model's real train step (experiments/torch_speed/run.py's
+`build_genjax`, batch 128), runs two warm-up steps and times steps for --target_s seconds.
+Prints per model the median img/s of each side, the median over rounds of the speedup
+(kept / default) with its range, and the minor page faults per step.
 """
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# run.py's train steps (`build_genjax`) live in the PyTorch comparison's folder.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                'torch_speed'))
 
 
 def child(name: str, keep: bool, batch: int, target_s: float) -> None:

@@ -1,11 +1,12 @@
 """Per-layer timing of genjax.nn.conv.conv2d's formulations on the shapes genjax's models use.
 
-Usage: python experiments/benchmarks/conv_shapes.py [--shapes=vae,1x1] [--methods=lax,im2col,gemm]
+Usage: python experiments/xla_cpu_convolutions/conv_shapes.py [--shapes=vae,1x1]
+       [--methods=lax,im2col,gemm]
 
 For each layer shape (batch 128, fp32) prints the forward time and the time of the
 gradient with respect to the kernel (and the input, unless it is a first layer, whose input
 gradient a train step never computes), in ms, best of 3 blocks, for every formulation that
-applies. `conv_method` in genjax/nn/conv.py encodes the winners (README.md, "Convolutions").
+applies. `conv_method` in genjax/nn/conv.py encodes the winners (README.md beside this file).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """genjax alone, A/B in one process: train steps (and the U-Net's sampler) compiled with
 XLA:CPU's convolutions on YNNPACK (XLA's default) against the same on Eigen.
 
-Usage: python experiments/benchmarks/ynn_ab.py [--models=classifier,vae,dcgan,unet_ddpm]
+Usage: python experiments/xla_cpu_convolutions/ynn_ab.py [--models=classifier,vae,dcgan,unet_ddpm]
        [--rounds=3] [--a_split] [--sample_steps=5] [--b_ynn=individual_dot,reduce] [--b_lax]
 
 Why: genjax/core/xla_cpu.py. Both steps are traced from the same model and compiled with
@@ -19,7 +19,9 @@ from __future__ import annotations
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# run.py's train steps (`build_genjax`) live in the PyTorch comparison's folder.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                'torch_speed'))
 
 import run as bench  # noqa: E402
 from genjax.core import malloc  # noqa: E402
