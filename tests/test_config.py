@@ -175,3 +175,17 @@ def test_cli_refuses_bad_overrides_before_any_work(tmp_path):
   r = _cli('train', cfg, f'--workdir={workdir}', '--config.optim.schedule=cosinus')
   assert r.returncode == 2 and 'optim.schedule' in r.stderr and 'warmup_cosine' in r.stderr
   assert not os.path.exists(os.path.join(workdir, 'checkpoints'))
+
+
+def test_an_old_stylegan_run_without_stylegan_fields_gets_their_defaults():
+  with open(os.path.join(REPO, 'tests', 'data', 'config_v1_stylegan_mnist_smoke.json')) as f:
+    saved = json.load(f)
+  from genjax.methods import config_v1
+  for group in ('model', 'method'):  # As if the run predated every StyleGAN option.
+    saved[group] = {k: v for k, v in saved[group].items()
+                    if config_v1.new_key('gan', group, k) is None
+                    or not config_v1.new_key('gan', group, k).startswith('stylegan.')}
+  config = trained.with_defaults(saved)
+  assert config.gan.arch == 'stylegan'
+  assert config.stylegan.to_dict() == config_lib.config_group(
+      methods.GROUPS['stylegan'].spec).to_dict()

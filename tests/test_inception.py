@@ -4,11 +4,11 @@ No pretrained weights exist offline, so the conversion is tested on state_dicts 
 test-only imitation of torch.save (both its zip and legacy formats), with random values.
 """
 import collections
-import importlib.util
 import io
 import os
 import pickle
 import struct
+import subprocess
 import sys
 import types
 import zipfile
@@ -22,19 +22,9 @@ import pytest
 
 from genjax.metrics import inception_weights as iw
 from genjax.models import inception
+from genjax.tools import convert_inception as convert
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _load_convert():
-  path = os.path.join(REPO, 'experiments', 'inception_weights', 'convert.py')
-  spec = importlib.util.spec_from_file_location('inception_convert', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-convert = _load_convert()
 
 
 # --------------------------------------------------------------------------- architecture
@@ -373,7 +363,12 @@ def test_full_conversion_round_trip(tmp_path, fake_torch, variables, images, ref
   npz = str(tmp_path / 'inception_fid.npz')
   with pytest.raises(ValueError, match='6726825d'):  # a random file has another hash
     convert.convert(pth, npz)
-  convert.main(['--input', pth, '--output', npz, '--no_check_hash'])
+  # As a user runs it: the command line.
+  done = subprocess.run([sys.executable, '-m', 'genjax.main', 'convert-inception', f'--input={pth}',
+                         f'--output={npz}', '--no_check_hash'], cwd=REPO, capture_output=True,
+                        text=True, timeout=300)
+  assert done.returncode == 0, done.stderr
+  assert f'Wrote {npz}' in done.stdout
   loaded = iw.load_inception_variables(npz)
   want, got = flax.traverse_util.flatten_dict(variables), flax.traverse_util.flatten_dict(loaded)
   assert set(got) == set(want)
@@ -396,7 +391,8 @@ def test_missing_weights_file_says_what_to_do():
   with pytest.raises(FileNotFoundError) as error:
     iw.load_inception_variables('/nonexistent/inception_fid.npz')
   message = str(error.value)
-  for part in ('missing', iw.WEIGHTS_URL, 'convert.py', "feature_extractor='mnist5k_classifier'"):
+  for part in ('missing', iw.WEIGHTS_URL, 'genjax convert-inception',
+               "feature_extractor='mnist5k_classifier'"):
     assert part in message
 
 

@@ -9,7 +9,9 @@ Layers, bottom to top (README, "Layout"):
   3 metrics               FID, IS, precision/recall, likelihoods, feature extractors
   4 methods               one spec + pure functions per family, the registry
   5 train                 the orchestration: a run from a config, the loop, trained runs
-  6 tools, main           commands
+  6 tools                 what commands run besides training (converters, exports)
+  7 main                  the command line
+Packages of one layer may import each other (no cycle allowed).
 """
 import ast
 import os
@@ -20,7 +22,7 @@ from conftest import REPO
 
 GENJAX = os.path.join(REPO, 'genjax')
 LAYERS = {'core': 0, 'nn': 0, 'data': 0, 'config': 1, 'models': 2, 'diffusion': 2, 'viz': 2,
-          'metrics': 3, 'methods': 4, 'train': 5, 'tools': 6, 'main': 6, '__init__': 6}
+          'metrics': 3, 'methods': 4, 'train': 5, 'tools': 6, 'main': 7, '__init__': 7}
 MAX_LINES = 500
 
 
@@ -72,14 +74,14 @@ def _graph():
                    for m, p in modules.items()}
 
 
-def test_every_import_points_down_or_sideways_within_a_package():
+def test_every_import_points_down_or_sideways():
   modules, graph = _graph()
   bad = []
   for module, targets in graph.items():
     part, layer = _layer(module)
     for target in targets:
       target_part, target_layer = _layer(target)
-      if target_part != part and target_layer >= layer and target != 'genjax':
+      if target_layer > layer and target != 'genjax':
         bad.append(f'{module} (layer {layer}) imports {target} (layer {target_layer})')
   assert not bad, '\n'.join(bad)
 

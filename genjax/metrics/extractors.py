@@ -1,11 +1,12 @@
 """Feature extractors for sample-quality metrics: the bundled MNIST classifier, or InceptionV3.
 
 `mnist5k_classifier` ships inside the package (genjax/assets/): the article's
-CNN trained on the mnist5k train split by a documented command
-(experiments/feature_extractor/). Its 128-d feature layer plays the role of
-Inception's pool3 and its softmax that of Inception's logits, so FID, IS,
-KID and precision/recall work offline. Its figures are comparable with other
-runs of the same extractor (same hash), not with Inception-based figures.
+CNN trained on the mnist5k train split, exported by `genjax export-extractor`
+(the study: experiments/feature_extractor/README.md). Its 128-d feature layer
+plays the role of Inception's pool3 and its softmax that of Inception's
+logits, so FID, IS, KID and precision/recall work offline. Its figures are
+comparable with other runs of the same extractor (same hash), not with
+Inception-based figures.
 """
 from __future__ import annotations
 
@@ -66,7 +67,9 @@ def mnist5k_classifier(path: str = MNIST_CLASSIFIER) -> FeatureExtractor:
   """The bundled classifier as a feature extractor (128-d features, 10-way softmax)."""
   if not os.path.exists(path):
     raise FileNotFoundError(
-        f'{path} is missing. Rebuild it with the commands in experiments/feature_extractor/README.md.')
+        f'{path} is missing. Rebuild it: genjax train --config=configs/classifier_mnist.py '
+        f'--workdir=runs/feature_extractor, then genjax export-extractor '
+        f'--workdir=runs/feature_extractor --out={path}')
   params, info = weights_file.load(path)
   model = CNNClassifier(**info.get('model', {}))
 
@@ -84,7 +87,7 @@ def inception_v3(path: str | None = None) -> FeatureExtractor:
   """InceptionV3 in the FID variant (pool3 features [B, 2048], 1008-way softmax).
 
   The weights are pytorch-fid's pt_inception-2015-12-05, converted once by
-  experiments/inception_weights/convert.py into a local file that
+  `genjax convert-inception` into a local file that
   `eval.feature_extractor_path` names; nothing is downloaded at run time.
   """
   from genjax.metrics import inception_weights  # pylint: disable=g-import-not-at-top

@@ -2,8 +2,8 @@
 
 The weights cannot be downloaded at run time. A user fetches pytorch-fid's
 `pt_inception-2015-12-05-6726825d.pth` once on a machine with internet
-access, converts it with `experiments/inception_weights/convert.py` (no torch
-needed) and passes the .npz path. The .npz holds the flax variables
+access, converts it with `genjax convert-inception` (genjax.tools.convert_inception,
+no torch needed) and passes the .npz path. The .npz holds the flax variables
 {'params', 'batch_stats'} flattened with '/' keys; a `<path>.json` beside it
 records the source file and the .npz's sha256, checked on load.
 """
@@ -25,8 +25,8 @@ WEIGHTS_URL = ('https://github.com/mseitzer/pytorch-fid/releases/download/fid_we
                'pt_inception-2015-12-05-6726825d.pth')
 # torch.hub names files <name>-<first 8 hex digits of their sha256>.pth.
 SHA256_PREFIX = '6726825d'
-CONVERT_COMMAND = ('python experiments/inception_weights/convert.py '
-                   '--input pt_inception-2015-12-05-6726825d.pth --output inception_fid.npz')
+CONVERT_COMMAND = ('genjax convert-inception '
+                   '--input=pt_inception-2015-12-05-6726825d.pth --output=inception_fid.npz')
 
 # state_dict entries with no counterpart in the FID network.
 _IGNORED_SUFFIXES = ('num_batches_tracked',)
@@ -39,7 +39,7 @@ def _missing_file_message(path: str) -> str:
   return (f'InceptionV3 weights file {path!r} is missing. Weights cannot be downloaded at run time; '
           f'make the file once on a machine with internet access: download {WEIGHTS_URL} and run\n'
           f'  {CONVERT_COMMAND}\n'
-          '(no torch needed; see experiments/inception_weights/README.md), then pass the .npz path. '
+          '(no torch needed; `genjax convert-inception --help`), then pass the .npz path. '
           'Offline alternative: the bundled MNIST classifier feature extractor '
           "(--config.eval.feature_extractor='mnist5k_classifier'), whose numbers are comparable only "
           'with other runs of that extractor.')
@@ -119,7 +119,7 @@ def load_inception_variables(path: str) -> dict:
   """Loads converted FID InceptionV3 weights.
 
   Args:
-    path: the .npz written by experiments/inception_weights/convert.py.
+    path: the .npz written by `genjax convert-inception`.
 
   Returns:
     {'params': ..., 'batch_stats': ...} for `InceptionV3().apply`.

@@ -35,7 +35,9 @@ def with_defaults(saved: dict) -> ml_collections.ConfigDict:
               for name, g in methods.GROUPS.items()}
     saved = config_v1.migrate(saved, fields)
   method = saved.get('method')
-  defaults = {name: group.to_dict() for name, group in methods.config_groups(method).items()}
+  extra = ('stylegan',) if method == 'gan' and saved.get('gan', {}).get('arch') == 'stylegan' else ()
+  defaults = {name: group.to_dict()
+              for name, group in methods.config_groups(method, *extra).items()}
   for name in saved:
     if name in methods.GROUPS and name not in defaults:
       defaults[name] = config_lib.config_group(methods.GROUPS[name].spec).to_dict()
