@@ -2,11 +2,13 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
+from genjax import config as config_lib
 from genjax.methods import sampling
 from genjax.methods import vae as vae_method
-from genjax.methods.api import EvalContext
+from genjax.methods.api import EvalContext, StateSpec
 from genjax.models.vae import VAE
 
 
@@ -48,6 +50,51 @@ def test_bernoulli_likelihood_of_certain_logits():
   np.testing.assert_allclose(ll, [2 * np.log(0.5)], rtol=1e-6)
 
 
+def test_spec_refuses_an_unknown_likelihood_naming_its_key(load):
+  with pytest.raises(config_lib.ConfigError, match=r"config\.vae\.likelihood='poisson'.*bernoulli"):
+    vae_method.VAESpec(likelihood='poisson')
+  config = load('vae_mnist.py:smoke', vae__likelihood='poisson')
+  with pytest.raises(config_lib.ConfigError, match=r'config\.vae\.likelihood'):
+    vae_method.make(config, (28, 28, 1))
+
+
+def test_spec_builds_the_network_for_the_data_shape():
+  spec = vae_method.VAESpec(channels=(32, 64), latent_dim=8, conditional=True,
+                            image_shape=(32, 32, 3))
+  assert spec.network is spec.network  # Built once per spec.
+  assert spec.network.image_shape == (32, 32, 3) and spec.network.num_classes == 10
+  assert spec.network.dec_channels == (64, 32)
+  assert vae_method.VAESpec().network.num_classes == 0  # Unconditional: no labels.
+
+
+def test_train_step_is_one_gradient_step_on_the_loss_of_a_spec():
+  """Module-level functions of a spec alone: train_step binarizes with the first half of its
+  key, draws z with the second, and steps along the gradient of loss_fn."""
+  spec = vae_method.VAESpec(channels=(8, 16), latent_dim=4, hidden_dim=16, beta=2.0)
+  lr = 0.1
+  batch = {'image': jax.random.uniform(jax.random.key(3), (4, 28, 28, 1), minval=-1.0),
+           'label': jnp.zeros((4,), jnp.int32)}
+  state = vae_method.init(spec, StateSpec(tx=optax.sgd(lr)), jax.random.key(0), batch)
+  rng = jax.random.key(5)
+  new_state, metrics = vae_method.train_step(spec, state, batch, rng)
+
+  bin_rng, z_rng = jax.random.split(rng)
+  x = vae_method.binarize(batch['image'], bin_rng)
+  (loss, (ll, kl)), grads = jax.value_and_grad(
+      lambda p: vae_method.loss_fn(spec, p, x, None, z_rng), has_aux=True)(state.params)
+  assert metrics['loss'] == loss and metrics['kl'] == jnp.mean(kl)
+  np.testing.assert_allclose(loss, jnp.mean(-ll) + spec.beta * jnp.mean(kl), rtol=1e-5)
+  np.testing.assert_allclose(metrics['elbo'], jnp.mean(ll - kl), rtol=1e-6)
+  expected = jax.tree.map(lambda p, g: p - lr * g, state.params, grads)
+  for a, b in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_method_reports_its_label_classes(load):
+  assert _method(load).num_classes == 0
+  assert _method(load, vae__conditional=True).num_classes == 10
+
+
 def _method(load, **overrides):
   return vae_method.make(load('vae_mnist.py:smoke', **overrides), (28, 28, 1))
 
@@ -60,7 +107,7 @@ def _state(method):
 def test_loss_is_reconstruction_plus_beta_kl(load):
   batch = {'image': jax.random.uniform(jax.random.key(3), (8, 28, 28, 1), minval=-1.0),
            'label': jnp.zeros((8,), jnp.int32)}
-  metrics = {beta: _method(load, method__beta=beta).train_step(
+  metrics = {beta: _method(load, vae__beta=beta).train_step(
       _state(_method(load)), batch, jax.random.key(5))[1] for beta in (1.0, 4.0)}
   for beta, m in metrics.items():
     np.testing.assert_allclose(m['loss'], m['recon_nll'] + beta * m['kl'], rtol=1e-5)
@@ -83,7 +130,7 @@ def test_samples_use_per_sample_seeds(load):
 
 
 def test_conditional_vae_needs_and_uses_labels(load):
-  method = _method(load, model__conditional=True)
+  method = _method(load, vae__conditional=True)
   state = _state(method)
   keys = jax.random.split(jax.random.key(0), 4)
   with pytest.raises(ValueError, match='conditional'):
@@ -103,7 +150,7 @@ def test_iwae_bound_sits_below_the_elbo(load):
   state = _state(_method(load))
 
   def evaluate(k):
-    method = _method(load, method__iwae_k=k)
+    method = _method(load, vae__iwae_k=k)
     return method.evaluate(state, ctx)
 
   one, fifty = evaluate(1), evaluate(50)
