@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from genjax.config import load_config
-from genjax.methods import gan, gan_augment
+from genjax.config import ConfigError, load_config
+from genjax.methods import gan
+from genjax.methods.gan import augment
 
 
 def _dots(n: int, side: int = 32) -> jax.Array:
@@ -18,7 +19,7 @@ def _dots(n: int, side: int = 32) -> jax.Array:
 
 def test_translation_moves_content_by_at_most_an_eighth_and_fills_with_background():
   x = _dots(64)
-  y = np.asarray(gan_augment.translation(x, jax.random.key(0)))
+  y = np.asarray(augment.translation(x, jax.random.key(0)))
   assert y.shape == x.shape
   shifts = set()
   for img in y[..., 0]:
@@ -29,13 +30,13 @@ def test_translation_moves_content_by_at_most_an_eighth_and_fills_with_backgroun
   assert len(shifts) > 20  # Per-sample shifts, not one per batch.
   # A corner pixel shifted inwards leaves background (-1) behind, not zeros.
   corner = jnp.zeros((1, 8, 8, 1)).at[0, 0, 0, 0].set(5.0)
-  moved = np.asarray(gan_augment.translation(corner, jax.random.key(3), ratio=0.5, fill=-1.0))
+  moved = np.asarray(augment.translation(corner, jax.random.key(3), ratio=0.5, fill=-1.0))
   assert np.sum(moved == 5.0) <= 1 and np.all(np.isin(moved, [5.0, 0.0, -1.0]))
 
 
 def test_cutout_zeroes_one_square_of_half_the_side():
   x = jnp.ones((200, 32, 32, 1))
-  y = np.asarray(gan_augment.cutout(x, jax.random.key(1)))[..., 0]
+  y = np.asarray(augment.cutout(x, jax.random.key(1)))[..., 0]
   for img in y:
     rows, cols = np.nonzero(img == 0.0)
     assert set(np.unique(img)) <= {0.0, 1.0}
@@ -47,7 +48,7 @@ def test_cutout_zeroes_one_square_of_half_the_side():
 
 def test_color_is_per_sample_affine_and_saturation_is_a_no_op_on_grayscale():
   x = jax.random.uniform(jax.random.key(2), (6, 8, 8, 1), minval=-1, maxval=1)
-  y = gan_augment.color(x, jax.random.key(4))
+  y = augment.color(x, jax.random.key(4))
   for xi, yi in zip(np.asarray(x).reshape(6, -1), np.asarray(y).reshape(6, -1)):
     slope, intercept = np.polyfit(xi, yi, 1)
     np.testing.assert_allclose(yi, slope * xi + intercept, atol=1e-5)
@@ -55,27 +56,27 @@ def test_color_is_per_sample_affine_and_saturation_is_a_no_op_on_grayscale():
 
 
 def test_policy_parsing_identity_and_gradients():
-  assert gan_augment.parse_policy('') == ()
-  assert gan_augment.parse_policy(' translation, cutout ') == ('translation', 'cutout')
+  assert augment.parse_policy('') == ()
+  assert augment.parse_policy(' translation, cutout ') == ('translation', 'cutout')
   with pytest.raises(ValueError, match="unknown \\['flip'\\].*accepted"):
-    gan_augment.parse_policy('translation,flip')
+    augment.parse_policy('translation,flip')
   x = jax.random.normal(jax.random.key(5), (4, 16, 16, 1))
-  np.testing.assert_array_equal(gan_augment.diff_augment(x, jax.random.key(0), ()), x)
+  np.testing.assert_array_equal(augment.diff_augment(x, jax.random.key(0), ()), x)
   policy = ('translation', 'cutout', 'color')
-  same = gan_augment.diff_augment(x, jax.random.key(7), policy)
-  np.testing.assert_array_equal(same, gan_augment.diff_augment(x, jax.random.key(7), policy))
-  grad = jax.grad(lambda v: jnp.sum(gan_augment.diff_augment(v, jax.random.key(7), policy) ** 2))(x)
+  same = augment.diff_augment(x, jax.random.key(7), policy)
+  np.testing.assert_array_equal(same, augment.diff_augment(x, jax.random.key(7), policy))
+  grad = jax.grad(lambda v: jnp.sum(augment.diff_augment(v, jax.random.key(7), policy) ** 2))(x)
   assert np.all(np.isfinite(grad)) and float(jnp.sum(jnp.abs(grad))) > 0  # G learns through it.
 
 
 def test_a_gan_step_with_diff_augment_differs_from_one_without():
   config = load_config(os.path.join(REPO, 'configs', 'dcgan_mnist.py:smoke'))
-  config.model.gen_channels, config.model.disc_channels = (8, 4), (4, 8)
+  config.gan.gen_channels, config.gan.disc_channels = (8, 4), (4, 8)
   batch = {'image': jax.random.uniform(jax.random.key(0), (8, 16, 16, 1), minval=-1, maxval=1),
            'label': jnp.zeros(8, jnp.int32)}
   d_params = []
   for policy in ('', 'translation,cutout'):
-    config.method.diff_augment = policy
+    config.gan.diff_augment = policy
     method = gan.make(config, (16, 16, 1))
     state = method.init(jax.random.key(1), batch)
     state, metrics = jax.jit(method.train_step)(state, batch, jax.random.key(2))
@@ -83,6 +84,6 @@ def test_a_gan_step_with_diff_augment_differs_from_one_without():
     d_params.append(state.params['discriminator'])
   moved = jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.any(a != b)), *d_params))
   assert any(moved)  # The policy reached D's inputs.
-  config.method.diff_augment = 'zoom'
-  with pytest.raises(ValueError, match='diff_augment'):
+  config.gan.diff_augment = 'zoom'
+  with pytest.raises(ConfigError, match=r"config\.gan\.diff_augment='zoom'"):
     gan.make(config, (16, 16, 1))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from genjax.config import load_config
+from genjax.config import ConfigError, load_config
 from genjax.methods import gan, sampling
 from genjax.models import stylegan as sg
 
@@ -116,9 +116,9 @@ def _load(spec, **overrides):
 
 def _tiny_method(**overrides):
   """A tiny conditional 16x16 StyleGAN2 method and a batch of 8: (config, method, batch)."""
-  config = _load('cstylegan_mnist.py:smoke', model__gen_channels=(8, 8, 8),
-                 model__disc_channels=(8, 8, 8), model__mapping_layers=2,
-                 method__monitor_classifier=None, **overrides)
+  config = _load('cstylegan_mnist.py:smoke', gan__gen_channels=(8, 8, 8),
+                 gan__disc_channels=(8, 8, 8), stylegan__mapping_layers=2,
+                 gan__monitor_classifier=None, **overrides)
   batch = {'image': jax.random.uniform(jax.random.key(0), (8, 16, 16, 1), minval=-1, maxval=1),
            'label': jnp.arange(8, dtype=jnp.int32) % 10}
   return config, gan.make(config, (16, 16, 1)), batch
@@ -127,7 +127,7 @@ def _tiny_method(**overrides):
 @pytest.fixture(scope='module')
 def tiny():
   """A tiny conditional 16x16 StyleGAN2 with lazy R1 every 2 steps, and three steps of it."""
-  config, method, batch = _tiny_method(method__r1_every=2, method__truncation_psi=0.5)
+  config, method, batch = _tiny_method(gan__r1_every=2, stylegan__truncation_psi=0.5)
   states = [jax.jit(method.init)(jax.random.key(1), {k: v[:1] for k, v in batch.items()})]
   step = jax.jit(method.train_step)
   metrics = []
@@ -145,7 +145,7 @@ def test_lazy_r1_runs_every_k_steps_and_w_avg_moves(tiny):
   assert r1[3] != r1[2]  # ...and step 2 is again.
   assert all(np.isfinite(m['loss']) for m in tiny['metrics'])
   w_avg = [np.asarray(s.extras['w_avg']) for s in tiny['states']]
-  assert w_avg[0].shape == (10, tiny['config'].model.w_dim) and not w_avg[0].any()
+  assert w_avg[0].shape == (10, tiny['config'].stylegan.w_dim) and not w_avg[0].any()
   # Classes 0-7 are in every batch, 8 and 9 never: their rows stay at zero.
   assert np.abs(w_avg[3][:8]).min() > 0 and not w_avg[3][8:].any()
   assert set(tiny['states'][3].ema_params) == {'generator'}
@@ -153,11 +153,11 @@ def test_lazy_r1_runs_every_k_steps_and_w_avg_moves(tiny):
 
 def test_lazy_path_length_regularization():
   """pl_weight > 0: every pl_every steps G's gradient gains the path-length penalty's and the
-  running mean moves; other GANs refuse it."""
+  running mean moves; other GANs refuse config.stylegan (where it lives)."""
   # D's update first (not the config's g_first), so the penalty cannot change D's loss.
-  _, method, batch = _tiny_method(method__r1_gamma=0.0, method__pl_weight=2.0,
-                                  method__pl_every=2, method__g_first=False)
-  plain = _tiny_method(method__r1_gamma=0.0, method__g_first=False)[1]
+  _, method, batch = _tiny_method(gan__r1_gamma=0.0, stylegan__pl_weight=2.0,
+                                  stylegan__pl_every=2, gan__g_first=False)
+  plain = _tiny_method(gan__r1_gamma=0.0, gan__g_first=False)[1]
   state = jax.jit(method.init)(jax.random.key(1), {k: v[:1] for k, v in batch.items()})
   assert float(state.extras['pl_mean']) == 0.0
   step, plain_step = jax.jit(method.train_step), jax.jit(plain.train_step)
@@ -172,8 +172,8 @@ def test_lazy_path_length_regularization():
     np.testing.assert_allclose(metrics['d_loss'], plain_metrics['d_loss'], rtol=1e-6)
   assert 0 < means[0] == means[1] < means[2]  # Steps 0 and 2 regularize, step 1 does not.
   assert norms[0][0] != norms[0][1] and norms[1][0] == norms[1][1]
-  config = _load('dcgan_mnist.py:smoke', method__pl_weight=2.0)
-  with pytest.raises(ValueError, match=r'path-length regularization\) needs model.name=stylegan'):
+  config = _load('stylegan_mnist.py:smoke', gan__arch='dcgan', stylegan__pl_weight=2.0)
+  with pytest.raises(ConfigError, match=r"config\.stylegan is StyleGAN's group.*gan\.arch='dcgan'"):
     gan.make(config, (32, 32, 1))
 
 
@@ -214,9 +214,9 @@ def test_stylegan_shapes_and_adain_mode():
 
 
 def test_packed_discriminator_step_and_projection_sums_members():
-  """PacGAN (method.d_pack=2) on a conditional StyleGAN: D reads 2-channel packs of 2 samples,
+  """PacGAN (gan.d_pack=2) on a conditional StyleGAN: D reads 2-channel packs of 2 samples,
   and a pack's projection term is the sum of its members' terms."""
-  _, method, batch = _tiny_method(method__r1_every=1, method__d_pack=2)
+  _, method, batch = _tiny_method(gan__r1_every=1, gan__d_pack=2)
   state = jax.jit(method.init)(jax.random.key(1), {k: v[:2] for k, v in batch.items()})
   d_params = state.params['discriminator']
   assert d_params['from_rgb']['kernel'].shape[2] == 2  # Two grayscale members per input.
@@ -264,9 +264,9 @@ def test_affine_lr_mult_keeps_the_function_and_scales_only_affine_gradients(mode
 
 
 def test_dcgan_discriminator_behind_a_stylegan_generator():
-  """model.stylegan_discriminator='dcgan': DCGAN's D (BatchNorm) judges StyleGAN's fakes; its
+  """stylegan.discriminator='dcgan': DCGAN's D (BatchNorm) judges StyleGAN's fakes; its
   running statistics live in extras and move; R1 and the conditional projection still work."""
-  config, method, batch = _tiny_method(model__stylegan_discriminator='dcgan', method__r1_every=1)
+  config, method, batch = _tiny_method(stylegan__discriminator='dcgan', gan__r1_every=1)
   state = jax.jit(method.init)(jax.random.key(1), {k: v[:1] for k, v in batch.items()})
   assert 'head' in state.params['discriminator'] and 'bn1' in state.params['discriminator']
   stats0 = state.extras['batch_stats']
@@ -276,13 +276,13 @@ def test_dcgan_discriminator_behind_a_stylegan_generator():
   moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), stats0['discriminator'],
                        state.extras['batch_stats']['discriminator'])
   assert all(jax.tree.leaves(moved))
-  bad = _load('stylegan_mnist.py:smoke', model__stylegan_discriminator='patchgan')
-  with pytest.raises(ValueError, match=r"stylegan_discriminator='patchgan'; accepted"):
+  bad = _load('stylegan_mnist.py:smoke', stylegan__discriminator='patchgan')
+  with pytest.raises(ConfigError, match=r"config\.stylegan\.discriminator='patchgan' is not acc"):
     gan.make(bad, (32, 32, 1))
 
 
 def test_tanh_output_squashes_the_linear_generator():
-  """model.stylegan_output='tanh' is tanh of the 'linear' generator with the same parameters
+  """stylegan.output='tanh' is tanh of the 'linear' generator with the same parameters
   (the option adds no parameter), and any other value is refused by name."""
   z = jax.random.normal(jax.random.key(0), (3, 16))
   noise = [jax.random.normal(jax.random.key(i), (3,) + s)
@@ -293,6 +293,6 @@ def test_tanh_output_squashes_the_linear_generator():
   squashed = make('tanh').apply(params, z, None, noise)
   np.testing.assert_allclose(squashed, jnp.tanh(linear), rtol=1e-6, atol=1e-6)
   assert float(jnp.max(jnp.abs(linear))) > 1.0 > float(jnp.max(jnp.abs(squashed)))
-  bad = _load('stylegan_mnist.py:smoke', model__stylegan_output='sigmoid')
-  with pytest.raises(ValueError, match=r"stylegan_output='sigmoid'; accepted"):
+  bad = _load('stylegan_mnist.py:smoke', stylegan__output='sigmoid')
+  with pytest.raises(ConfigError, match=r"config\.stylegan\.output='sigmoid' is not accepted"):
     gan.make(bad, (32, 32, 1))

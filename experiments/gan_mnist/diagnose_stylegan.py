@@ -18,10 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from genjax import data
-from genjax.main import _workdir_config
 from genjax.methods import gan
 from genjax.models import stylegan
-from genjax.train import run as run_lib
+from genjax.train.trained import load_trained
 
 LAYERS = ('b4_conv', 'b8_conv0', 'b16_conv1', 'b32_conv1', 'b32_torgb')
 
@@ -48,14 +47,14 @@ def main():
   p.add_argument('--workdir', required=True)
   p.add_argument('--num', type=int, default=256)
   args = p.parse_args()
-  config = _workdir_config(args.workdir)
-  if config.model.name != 'stylegan' or config.model.conditional:
-    raise SystemExit('diagnose_stylegan reads unconditional StyleGAN runs (model.name=stylegan).')
-  run = run_lib.setup(config, args.workdir)
-  state = run_lib.restore_or_init(run, require_checkpoint=True)
-  image_shape = run.example['image'].shape[1:]
-  generator, discriminator = gan.make_networks(config, image_shape)
-  z = jax.random.normal(jax.random.key(0), (args.num, config.model.latent_dim))
+  trained = load_trained(args.workdir)
+  config, state = trained.config, trained.state
+  if config.gan.arch != 'stylegan' or config.gan.conditional:
+    raise SystemExit('diagnose_stylegan reads unconditional StyleGAN runs (gan.arch=stylegan).')
+  image_shape = trained.run.example['image'].shape[1:]
+  networks = gan.decode(config, image_shape)
+  generator, discriminator = networks.generator, networks.discriminator
+  z = jax.random.normal(jax.random.key(0), (args.num, config.gan.latent_dim))
   noise = [jnp.zeros((args.num,) + s) for s in stylegan.noise_shapes(image_shape)]
   fresh = generator.init(jax.random.key(config.seed), z, None, noise)['params']
   report_generator('init', generator, fresh, z, noise)
@@ -66,7 +65,7 @@ def main():
       gan.pack_for_discriminator(x, None, config.gan.d_pack)[0]))
   b = config.data.batch_size
   live = state.replace(ema_params={'generator': state.params['generator']})
-  fakes = run.method.sample(live, jax.random.split(jax.random.key(1), b))
+  fakes = trained.method.sample(live, jax.random.split(jax.random.key(1), b))
   real = jnp.asarray(data.load_split(config, config.data.train_split)['image'][:b])
   for name, batch in (('real', real), ('fake', fakes)):
     logits, copies = d(batch), d(jnp.repeat(batch[:1], b, 0))

@@ -40,9 +40,9 @@ def main(argv):
   lr, b1 = config.optim.lr, config.optim.b1
   num = _NUM.value
   real = jnp.asarray(data.load_split(config, config.data.train_split)['image'][:num])
-  generator, _ = gan.make_networks(config, real.shape[1:])
-  z = jax.random.normal(jax.random.key(0), (num, config.model.latent_dim))
-  if config.model.name == 'stylegan':
+  generator = gan.decode(config, real.shape[1:]).generator
+  z = jax.random.normal(jax.random.key(0), (num, config.gan.latent_dim))
+  if config.gan.arch == 'stylegan':
     noise = [jnp.zeros((num,) + s) for s in stylegan.noise_shapes(real.shape[1:])]
     params = generator.init(jax.random.key(1), z, None, noise)['params']
 
@@ -65,7 +65,7 @@ def main(argv):
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, mse
 
-  print(f'{config.model.name}: {num} digits, Adam lr {lr} b1 {b1}; '
+  print(f'{config.gan.arch}: {num} digits, Adam lr {lr} b1 {b1}; '
         f'mean-image MSE {float(jnp.mean(jnp.square(real - real.mean(0)))):.4f}')
   start = time.time()
   for i in range(_STEPS.value + 1):

@@ -2,7 +2,7 @@
 
 ANCHORS.md's DCGAN figure (4.6x the floor, IS 8.5) comes from another feature extractor, and
 "ratios carry over between extractors only roughly". This script removes that doubt: it
-trains the same DCGAN in PyTorch (experiments/benchmarks/torch_models.py: the architecture of
+trains the same DCGAN in PyTorch (experiments/torch_speed/torch_models.py: the architecture of
 configs/dcgan_mnist.py, its N(0, 0.02) initialization, Adam 2e-4 with beta1 0.5, batch 128,
 the non-saturating loss and genjax's update order) on the same 4,000 mnist5k training digits
 padded to 32x32, then scores 1,000 samples exactly as `genjax train` scores its DCGAN
@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, 'experiments', 'benchmarks'))
+sys.path.insert(0, os.path.join(REPO, 'experiments', 'torch_speed'))
 sys.path.insert(0, REPO)
 
 
@@ -56,7 +56,7 @@ def main():
   torch.set_num_threads(os.cpu_count() or 1)
   torch.manual_seed(args.seed)
   config = load_config(args.config)
-  m, o = config.model, config.optim
+  m, o = config.gan, config.optim
   steps = args.steps or config.train.num_steps
   batch = config.data.batch_size
   train = load_split(config, config.data.train_split)['image']  # [4000, 32, 32, 1] in [-1, 1]

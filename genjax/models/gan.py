@@ -149,7 +149,7 @@ class DCGANGenerator(nn.Module):
     side = 4 * 2 ** len(self.channels)
     if (h, w) != (side, side):
       raise ValueError(f'DCGAN generator with {len(self.channels)} upsamplings makes {side}x{side} '
-                       f'images, but the data is {h}x{w}; set model.gen_channels to '
+                       f'images, but the data is {h}x{w}; set gan.gen_channels to '
                        f'{int(math.log2(max(h, 4) / 4))} widths or data.pad_to/resize_to.')
     bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                                    name=name)

@@ -11,17 +11,18 @@ A styled conv is a modulated convolution with demodulation (StyleGAN2,
 mixing and truncation are operations on `ws` [B, num_ws, w_dim]
 (`mix_styles`, `truncate`, below).
 
-Discriminator: the StyleGAN2 residual discriminator (from-RGB 1x1 conv, per
-resolution two 3x3 convs with a 2x2 average-pool down-sampling and a 1x1 skip,
-minibatch standard deviation, a 3x3 conv and two dense layers), optionally a
-projection discriminator for labels.
+Discriminator (`genjax.models.stylegan_discriminator`, exported here too): the
+StyleGAN2 residual discriminator (from-RGB 1x1 conv, per resolution two 3x3
+convs with a 2x2 average-pool down-sampling and a 1x1 skip, minibatch standard
+deviation, a 3x3 conv and two dense layers), optionally a projection
+discriminator for labels.
 
-All layers use the equalized learning rate (weights ~ N(0, 1) scaled at run
-time by 1/sqrt(fan_in)) and leaky ReLU(0.2) with gain sqrt(2), as in both
-papers. Simplifications, all documented here: bilinear up-sampling and
+All layers (`genjax.models.stylegan_layers`) use the equalized learning rate
+(weights ~ N(0, 1) scaled at run time by 1/sqrt(fan_in)) and leaky ReLU(0.2)
+with gain sqrt(2), as in both papers. Simplifications, all documented here: bilinear up-sampling and
 average-pool down-sampling stand in for the FIR (1, 3, 3, 1) filters; one
 noise strength per layer (StyleGAN2) in both modes. Path-length
-regularisation is the GAN method's (`method.pl_weight`). An optional tanh on
+regularisation is the GAN method's (`stylegan.pl_weight`). An optional tanh on
 the output (`SynthesisNetwork.output`, off in the papers) is what makes the
 model train on mnist5k (RESULTS.md, GAN family).
 """
@@ -34,85 +35,16 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
-_GAIN = math.sqrt(2.0)
+# The layers and the discriminator have their own modules; this one also exports their names
+# (`stylegan.StyleDiscriminator`, `stylegan.modulated_conv`, ...).
+from genjax.models.stylegan_discriminator import StyleDiscriminator, minibatch_stddev  # noqa: F401
+from genjax.models.stylegan_layers import (  # noqa: F401
+    EqualConv, EqualDense, adain, conv2d, downsample2x, lrelu, modulated_conv,
+    normalize_2nd_moment, upsample2x)
+
 STYLE_MODES = ('modulated', 'adain')
 OUTPUTS = ('linear', 'tanh')  # The synthesis network's last activation.
-
-
-def lrelu(x: jax.Array) -> jax.Array:
-  """Leaky ReLU(0.2) times sqrt(2), keeping unit variance (the papers' `lrelu` with gain)."""
-  return nn.leaky_relu(x, 0.2) * _GAIN
-
-
-def normalize_2nd_moment(x: jax.Array, eps: float = 1e-8) -> jax.Array:
-  """x / sqrt(mean(x^2) + eps) over the last axis: [..., D] -> [..., D] (StyleGAN's pixel norm)."""
-  return x * lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)
-
-
-def upsample2x(x: jax.Array) -> jax.Array:
-  """Bilinear 2x up-sampling [B, H, W, C] -> [B, 2H, 2W, C]."""
-  b, h, w, c = x.shape
-  return jax.image.resize(x, (b, 2 * h, 2 * w, c), 'bilinear')
-
-
-def downsample2x(x: jax.Array) -> jax.Array:
-  """2x2 average pooling [B, H, W, C] -> [B, H/2, W/2, C]."""
-  b, h, w, c = x.shape
-  return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
-
-
-def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """SAME, stride-1 convolution: x [B, H, W, Cin], kernel [k, k, Cin, Cout] -> [B, H, W, Cout]."""
-  return lax.conv_general_dilated(x, kernel, (1, 1), 'SAME',
-                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-
-
-def modulated_conv(x: jax.Array, kernel: jax.Array, styles: jax.Array, *,
-                   demodulate: bool = True, eps: float = 1e-8) -> jax.Array:
-  """Modulated convolution with optional demodulation (Karras et al. 2020, eqs. 1 and 3).
-
-  Equal to convolving sample b with its own kernel w'_{k,i,o} = s_{b,i} w_{k,i,o}
-  (eq. 1), demodulated as w''_{k,i,o} = w'_{k,i,o} / sqrt(sum_{k,i} w'^2 + eps)
-  (eq. 3). Computed without per-sample kernels: scale the input channels by
-  s, convolve with the shared kernel, scale each output channel by the
-  demodulation factor (the papers' non-fused form), so it is one ordinary
-  convolution. With unit-variance i.i.d. inputs the output then has unit
-  variance (eq. 2).
-
-  Args:
-    x: [B, H, W, Cin].
-    kernel: [k, k, Cin, Cout] (any equalized-lr scale already applied).
-    styles: [B, Cin], the per-sample input-channel scales s.
-    demodulate: apply eq. 3.
-    eps: the epsilon of eq. 3.
-
-  Returns:
-    [B, H, W, Cout].
-  """
-  y = conv2d(x * styles[:, None, None, :], kernel)
-  if demodulate:
-    # sum_{k,i} (s_i w_{k,i,o})^2 = (s^2) @ (sum_k w^2): [B, Cin] @ [Cin, Cout].
-    d = lax.rsqrt(jnp.square(styles) @ jnp.sum(jnp.square(kernel), axis=(0, 1)) + eps)
-    y = y * d[:, None, None, :]
-  return y
-
-
-def adain(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float = 1e-5) -> jax.Array:
-  """Adaptive instance normalization (Huang & Belongie 2017; StyleGAN eq. 1).
-
-  Args:
-    x: [B, H, W, C].
-    scale, bias: [B, C], the style y_s and y_b.
-    eps: added to the variance.
-
-  Returns:
-    y_s * (x - mean_HW(x)) / std_HW(x) + y_b, [B, H, W, C].
-  """
-  mean = jnp.mean(x, axis=(1, 2), keepdims=True)
-  var = jnp.var(x, axis=(1, 2), keepdims=True)
-  return scale[:, None, None, :] * (x - mean) * lax.rsqrt(var + eps) + bias[:, None, None, :]
 
 
 def mix_styles(w1: jax.Array, w2: jax.Array, crossover: jax.Array) -> jax.Array:
@@ -169,77 +101,6 @@ def update_w_avg(w_avg: jax.Array, w: jax.Array, labels: jax.Array | None, beta:
     target = (one_hot.T @ w) / jnp.maximum(counts, 1.0)
     present = counts > 0
   return jnp.where(present, beta * w_avg + (1.0 - beta) * target, w_avg)
-
-
-def minibatch_stddev(x: jax.Array, group_size: int = 4) -> jax.Array:
-  """Appends the minibatch standard-deviation feature map (Karras et al. 2018, sec. 3).
-
-  Args:
-    x: [B, H, W, C]; groups of gcd(B, group_size) samples share statistics.
-    group_size: the largest group.
-
-  Returns:
-    [B, H, W, C + 1].
-  """
-  b, h, w, c = x.shape
-  g = math.gcd(b, group_size)
-  y = x.reshape(g, b // g, h, w, c)
-  std = jnp.sqrt(jnp.var(y, axis=0) + 1e-8)  # [B/G, H, W, C]
-  feat = jnp.mean(std, axis=(1, 2, 3))  # [B/G]
-  feat = jnp.tile(feat, g)[:, None, None, None]  # Sample i belongs to group i % (B/G).
-  return jnp.concatenate([x, jnp.broadcast_to(feat, (b, h, w, 1))], axis=-1)
-
-
-class EqualDense(nn.Module):
-  """Dense layer with equalized learning rate: y = x (W lr_mult / sqrt(fan_in)) + b lr_mult.
-
-  Attributes:
-    features: output width.
-    lr_mult: learning-rate multiplier (0.01 in the mapping network).
-    bias_init: initial value of the effective bias (1 for style affines).
-    use_bias: add a bias.
-  """
-  features: int
-  lr_mult: float = 1.0
-  bias_init: float = 0.0
-  use_bias: bool = True
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """[B, Din] -> [B, features]."""
-    fan_in = x.shape[-1]
-    kernel = self.param('kernel', nn.initializers.normal(1.0 / self.lr_mult),
-                        (fan_in, self.features))
-    y = x @ (kernel * (self.lr_mult / math.sqrt(fan_in)))
-    if self.use_bias:
-      bias = self.param('bias', nn.initializers.constant(self.bias_init / self.lr_mult),
-                        (self.features,))
-      y = y + bias * self.lr_mult
-    return y
-
-
-class EqualConv(nn.Module):
-  """SAME stride-1 convolution with equalized learning rate.
-
-  Attributes:
-    features: output channels.
-    kernel_size: k (square).
-    use_bias: add a bias.
-  """
-  features: int
-  kernel_size: int = 3
-  use_bias: bool = True
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """[B, H, W, Cin] -> [B, H, W, features]."""
-    k, cin = self.kernel_size, x.shape[-1]
-    kernel = self.param('kernel', nn.initializers.normal(1.0), (k, k, cin, self.features))
-    y = conv2d(x, kernel / math.sqrt(k * k * cin))
-    if self.use_bias:
-      y = y + self.param('bias', nn.initializers.zeros_init(), (self.features,))
-    return y
-
 
 class ModulatedConv(nn.Module):
   """A style affine (w -> s, bias 1) and `modulated_conv` with an equalized-lr kernel.
@@ -387,12 +248,12 @@ class SynthesisNetwork(nn.Module):
     side = 4 * 2 ** (len(self.channels) - 1)
     if (h, w) != (side, side):
       raise ValueError(f'StyleGAN synthesis with {len(self.channels)} resolutions makes '
-                       f'{side}x{side} images, but the data is {h}x{w}; give model.gen_channels '
+                       f'{side}x{side} images, but the data is {h}x{w}; give gan.gen_channels '
                        'one width per resolution from 4x4 up, or set data.pad_to/resize_to.')
     if self.style_mode not in STYLE_MODES:
-      raise ValueError(f'model.style_mode={self.style_mode!r}; accepted: {STYLE_MODES}.')
+      raise ValueError(f'stylegan.style_mode={self.style_mode!r}; accepted: {STYLE_MODES}.')
     if self.output not in OUTPUTS:
-      raise ValueError(f'model.stylegan_output={self.output!r}; accepted: {OUTPUTS}.')
+      raise ValueError(f'stylegan.output={self.output!r}; accepted: {OUTPUTS}.')
     b = ws.shape[0]
     const = self.param('const', nn.initializers.normal(1.0), (4, 4, self.channels[0]))
     x = jnp.broadcast_to(const, (b, 4, 4, self.channels[0]))
@@ -458,46 +319,3 @@ class StyleGenerator(nn.Module):
     """z [B, Z] -> images [B, H, W, C] with the same w at every layer."""
     w = self.map(z, labels)
     return self.synthesize(jnp.repeat(w[:, None], self.num_ws, axis=1), noise)
-
-
-class StyleDiscriminator(nn.Module):
-  """StyleGAN2's residual discriminator: images [B, H, W, C] (and labels [B]) -> logits [B].
-
-  Labels [B, m] mark packs of m samples (PacGAN, images [B, H, W, m C]).
-
-  Attributes:
-    channels: feature maps at HxW, H/2 x W/2, ..., 4x4 (one per resolution).
-    num_classes: 0, or K for a projection discriminator.
-    mbstd_group: minibatch-stddev group size.
-  """
-  channels: Sequence[int] = (32, 64, 128, 256)
-  num_classes: int = 0
-  mbstd_group: int = 4
-
-  @nn.compact
-  def __call__(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
-    side = 4 * 2 ** (len(self.channels) - 1)
-    if x.shape[1:3] != (side, side):
-      raise ValueError(f'StyleGAN discriminator with {len(self.channels)} resolutions reads '
-                       f'{side}x{side} images, got {x.shape[1]}x{x.shape[2]}; set '
-                       'model.disc_channels.')
-    x = lrelu(EqualConv(self.channels[0], 1, name='from_rgb')(x))
-    for i in range(len(self.channels) - 1):
-      r = side // 2 ** i
-      skip = EqualConv(self.channels[i + 1], 1, use_bias=False, name=f'b{r}_skip')(downsample2x(x))
-      h = lrelu(EqualConv(self.channels[i], 3, name=f'b{r}_conv0')(x))
-      h = lrelu(EqualConv(self.channels[i + 1], 3, name=f'b{r}_conv1')(downsample2x(h)))
-      x = (skip + h) * math.sqrt(0.5)  # Keeps unit variance (StyleGAN2 residual gain).
-    x = minibatch_stddev(x, self.mbstd_group)
-    x = lrelu(EqualConv(self.channels[-1], 3, name='b4_conv')(x))
-    phi = lrelu(EqualDense(self.channels[-1], name='b4_dense')(x.reshape(x.shape[0], -1)))
-    out = EqualDense(1, name='out')(phi)[:, 0]
-    if self.num_classes:
-      if labels is None:
-        raise ValueError('A conditional discriminator needs labels.')
-      one_hot = jax.nn.one_hot(labels, self.num_classes)
-      if one_hot.ndim == 3:  # Packs of m samples (PacGAN): the sum of the members' terms.
-        one_hot = jnp.sum(one_hot, axis=1)
-      emb = EqualDense(phi.shape[-1], use_bias=False, name='label_proj')(one_hot)
-      out = out + jnp.sum(emb * phi, axis=-1) / math.sqrt(phi.shape[-1])
-    return out

@@ -65,7 +65,7 @@ class UNet(nn.Module):
     p = self.patch_size
     b, height, width, _ = x.shape
     if height % p or width % p:
-      raise ValueError(f'Image side {height}x{width} must divide by model.patch_size={p}.')
+      raise ValueError(f'Image side {height}x{width} must divide by diffusion.patch_size={p}.')
     if p > 1:
       x = space_to_depth(x, p)
     h = Conv(ch, (3, 3), name='stem')(x)
