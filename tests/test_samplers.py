@@ -280,3 +280,33 @@ def test_bad_input_is_refused_with_what_is_accepted():
   with pytest.raises(ValueError, match='Unknown sampler'):
     samplers.nfe('rk45', 10)
   assert set(samplers.NFE) == set(samplers.SAMPLERS)
+
+
+def test_a_new_sampler_joins_an_extended_copy_of_the_registry():
+  table = samplers.samplers_with({'mine': samplers.sample_euler})
+  counts = samplers.nfe_with({'mine': lambda n, **_: n})
+  assert 'mine' in table and 'mine' not in samplers.SAMPLERS and 'mine' not in samplers.NFE
+  assert samplers.nfe('mine', 7, counts=counts) == 7
+  with pytest.raises(ValueError, match='Unknown sampler'):
+    samplers.nfe('mine', 7)
+  with pytest.raises(ValueError, match="\\['heun'\\] already name library samplers"):
+    samplers.samplers_with({'heun': samplers.sample_euler})
+
+
+def test_the_new_sampler_example_registers_nothing_on_import():
+  import importlib.util
+  import os
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      'experiments', 'new_sampler', 'my_sampler.py')
+  before, before_nfe = dict(samplers.SAMPLERS), dict(samplers.NFE)
+  module_spec = importlib.util.spec_from_file_location('my_sampler', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  assert samplers.SAMPLERS == before and samplers.NFE == before_nfe
+  # Its entries, passed on explicitly, run and make the calls they declare.
+  table, counts = samplers.samplers_with(module.EXTRA_SAMPLERS), samplers.nfe_with(module.EXTRA_NFE)
+  mu, std = gaussian(4)
+  counted, count = samplers.count_nfe(denoisers.make_gaussian_denoiser(mu, std))
+  sigmas = schedules.karras_sigmas(6, SIGMA_MIN, SIGMA_MAX)
+  out = jax.jit(lambda x: table['mine'](counted, x, sigmas))(SIGMA_MAX * jnp.ones((3, 4)))
+  assert np.all(np.isfinite(out)) and count() == samplers.nfe('mine', 6, counts=counts)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from genjax.diffusion.schedules import PARAMETERIZATIONS, VPSchedule, edm_precond
+from genjax.diffusion.schedules import VP_PARAMETERIZATIONS, VPSchedule, edm_precond
 
 Denoiser = Callable[[jax.Array, jax.Array], jax.Array]  # (x [B, ...], sigma [] or [B]) -> x0_hat
 
@@ -87,8 +87,9 @@ def make_vp_denoiser(model_fn: Callable[[jax.Array, jax.Array, Any], jax.Array],
   Raises:
     ValueError: unknown parameterization, or guidance without cond/uncond.
   """
-  if parameterization not in PARAMETERIZATIONS:
-    raise ValueError(f'Unknown parameterization {parameterization!r}; accepted: {PARAMETERIZATIONS}.')
+  if parameterization not in VP_PARAMETERIZATIONS:
+    raise ValueError(f'Unknown parameterization {parameterization!r}; '
+                     f'accepted: {VP_PARAMETERIZATIONS}.')
   apply_fn = _make_guided_fn(model_fn, cond, guidance_scale, uncond)
 
   def denoise(x, sigma):

@@ -18,9 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr, ndtr
 
-from genjax.diffusion.schedules import PARAMETERIZATIONS, VPSchedule
-
-MODEL_VARIANCES = ('posterior', 'beta')
+from genjax.diffusion.schedules import DDPM_VARIANCES, VP_PARAMETERIZATIONS, VPSchedule
 
 
 def normal_kl(mean1: jax.Array, logvar1: jax.Array, mean2: jax.Array, logvar2: jax.Array) -> jax.Array:
@@ -119,18 +117,20 @@ def vlb_term(model_fn: Callable[[jax.Array, jax.Array, Any], jax.Array], schedul
     x0: [B, H, W, C] 8-bit data scaled to [-1, 1].
     t: [B] int timesteps in [0, T-1].
     rng: key for x_t ~ q(x_t | x0).
-    parameterization: 'eps', 'x0' or 'v'.
+    parameterization: one of VP_PARAMETERIZATIONS ('eps', 'x0' or 'v').
     cond: passed to model_fn.
-    variance: 'posterior' (tilde-beta_t, "fixedsmall") or 'beta' (beta_t, "fixedlarge").
+    variance: one of DDPM_VARIANCES: 'posterior' (tilde-beta_t, "fixedsmall") or 'beta'
+      (beta_t, "fixedlarge").
     clip_denoised: clip the x0 estimate to [-1, 1], as Ho et al. do when evaluating.
 
   Returns:
     [B] bits/dim.
   """
-  if parameterization not in PARAMETERIZATIONS:
-    raise ValueError(f'Unknown parameterization {parameterization!r}; accepted: {PARAMETERIZATIONS}.')
-  if variance not in MODEL_VARIANCES:
-    raise ValueError(f'Unknown model variance {variance!r}; accepted: {MODEL_VARIANCES}.')
+  if parameterization not in VP_PARAMETERIZATIONS:
+    raise ValueError(f'Unknown parameterization {parameterization!r}; '
+                     f'accepted: {VP_PARAMETERIZATIONS}.')
+  if variance not in DDPM_VARIANCES:
+    raise ValueError(f'Unknown model variance {variance!r}; accepted: {DDPM_VARIANCES}.')
   tab = {k: _expand(v[t], x0) for k, v in _posterior_tables(schedule).items()}
   noise = jax.random.normal(rng, x0.shape, x0.dtype)
   x_t = tab['sqrt_abar'] * x0 + tab['sqrt_one_minus_abar'] * noise

@@ -15,7 +15,6 @@ Two kinds of schedule live here.
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import flax.struct
 import jax
@@ -94,6 +93,15 @@ BETA_SCHEDULES = {
     'cosine': cosine_beta_schedule,
     'sigmoid': sigmoid_beta_schedule,
 }
+
+# What a network predicts. VP-discrete (DDPM-style) networks predict eps, x0 or
+# v = sqrt(abar) eps - sqrt(1 - abar) x0; 'edm' is Karras et al.'s preconditioned F.
+VP_PARAMETERIZATIONS = ('eps', 'x0', 'v')
+PARAMETERIZATIONS = VP_PARAMETERIZATIONS + ('edm',)
+
+# The variance of a VP reverse step p(x_{t-1} | x_t): 'posterior' (tilde-beta_t, Ho et
+# al.'s "fixedsmall") or 'beta' (beta_t, "fixedlarge"); DDPM sampling and the bound.
+DDPM_VARIANCES = ('posterior', 'beta')
 
 
 class VPSchedule(flax.struct.PyTreeNode):
@@ -402,9 +410,6 @@ def edm_sample_sigma(rng: jax.Array, shape: tuple[int, ...], p_mean: float = -1.
   return jnp.exp(p_mean + p_std * jax.random.normal(rng, shape))
 
 
-PARAMETERIZATIONS = ('eps', 'x0', 'v')
-
-
 def snr(sigma: jax.Array) -> jax.Array:
   """Signal-to-noise ratio abar / (1 - abar) = 1 / sigma^2 of the sigma form. Same shape."""
   return 1.0 / jnp.square(sigma)
@@ -421,7 +426,7 @@ def min_snr_weight(sigma: jax.Array, gamma: float = 5.0, parameterization: str =
   Args:
     sigma: noise levels (sigma form; for VP step t use schedule.sigmas[t]), any shape.
     gamma: the clamp, 5 in the paper.
-    parameterization: 'eps', 'x0' or 'v'.
+    parameterization: one of VP_PARAMETERIZATIONS.
 
   Returns:
     weights shaped like `sigma`.
@@ -434,4 +439,5 @@ def min_snr_weight(sigma: jax.Array, gamma: float = 5.0, parameterization: str =
     return clamped / s
   if parameterization == 'v':
     return clamped / (s + 1.0)
-  raise ValueError(f'Unknown parameterization {parameterization!r}; accepted: {PARAMETERIZATIONS}.')
+  raise ValueError(f'Unknown parameterization {parameterization!r}; '
+                   f'accepted: {VP_PARAMETERIZATIONS}.')
