@@ -2,7 +2,7 @@
 
 Importing this file registers nothing: it defines EXTRA_SAMPLERS and EXTRA_NFE,
 which a caller passes on explicitly (`samplers.samplers_with`, `samplers.nfe_with`;
-experiments/sampler_nfe/run.py --register=this file).
+experiments/sampler_nfe/run.py --extra_samplers=this file).
 """
 import jax
 import jax.numpy as jnp

@@ -2,16 +2,16 @@
 
   .venv/bin/python experiments/sampler_nfe/run.py --workdir=runs/ddpm \
       [--nfes=5,10,20,50,100] [--samplers=all] [--num=1000] [--reference=ddpm:1000] \
-      [--register=experiments/new_sampler/my_sampler.py]
+      [--extra_samplers=experiments/new_sampler/my_sampler.py]
 
 For each sampler and NFE budget it takes the largest step count whose NFE fits
 the budget (Heun's 2n-1, DPM-Solver++(2S)'s 2n-1, ...), draws `--num` samples
 with per-sample seeds (the same seeds for every sampler), and scores them with
 the metrics suite against the mnist5k test split; the real-data floor is
 computed once at the same N. Results go to results.json, results.md (table) and
-fid_vs_nfe.png beside this file (or --out). A file given to --register defines
-EXTRA_SAMPLERS (name -> sampler) and EXTRA_NFE (name -> count); its samplers
-join the study's own table (`samplers_with`), the library's SAMPLERS unchanged.
+fid_vs_nfe.png beside this file (or --out). A file given to --extra_samplers
+defines EXTRA_SAMPLERS (name -> sampler) and EXTRA_NFE (name -> count); its
+samplers join the study's own table (`samplers_with`), SAMPLERS unchanged.
 """
 import argparse
 import json
@@ -55,13 +55,13 @@ def main():
   p.add_argument('--reference', default='ddpm:1000', help='sampler:steps for the reference row, or none')
   p.add_argument('--sigma_schedule', default=None, help='default: the run config\'s')
   p.add_argument('--out', default=HERE)
-  p.add_argument('--register', action='append', default=[],
+  p.add_argument('--extra_samplers', action='append', default=[],
                  help='a Python file defining EXTRA_SAMPLERS and EXTRA_NFE (see '
                       'experiments/new_sampler/my_sampler.py): its samplers join the study')
   args = p.parse_args()
   extra, extra_nfe = {}, {}
-  for path in args.register:  # A user's sampler joins the study like the built-in ones.
-    module = runpy.run_path(path, run_name='register')
+  for path in args.extra_samplers:  # A user's sampler joins the study like the built-in ones.
+    module = runpy.run_path(path, run_name='extra_samplers')
     extra.update(module['EXTRA_SAMPLERS'])
     extra_nfe.update(module['EXTRA_NFE'])
   table, counts = samplers.samplers_with(extra), samplers.nfe_with(extra_nfe)

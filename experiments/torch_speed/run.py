@@ -242,9 +242,12 @@ def build_genjax_sampler(config, shape, params, batch_size: int, steps: int,
   """run(n): n calls of genjax's DPM-Solver++(2M) sampler (`steps` steps, a batch of
   `batch_size`), compiled for XLA:CPU convolution `library` (default: the config's)."""
   import jax
-  from genjax.methods.diffusion import make_sample_fn
+  from genjax.methods import diffusion
   keys = jax.random.split(jax.random.key(2), batch_size)
-  sample = make_sample_fn(config, shape, 'dpmpp_2m', steps).lower(params, keys, None).compile(
+  spec, sample_spec = diffusion.decode_specs(config, shape)
+  sample_spec = sample_spec.replace(sampler='dpmpp_2m', num_steps=steps, guidance_scale=None,
+                                    sigma_schedule='karras')
+  sample = diffusion.make_sample_fn(spec, sample_spec).lower(params, keys, None).compile(
       compiler_options=compile_options(library, config))
 
   def run(n: int):
