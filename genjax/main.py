@@ -41,6 +41,13 @@ _INPUT = flags.DEFINE_string('input', None, 'pytorch-fid\'s pt_inception-2015-12
 _OUTPUT = flags.DEFINE_string('output', None, 'The .npz to write (a .json is written beside it).')
 _NO_CHECK_HASH = flags.DEFINE_bool('no_check_hash', False, 'Skip the check that the input\'s '
                                    'sha256 starts with 6726825d (pytorch-fid\'s file).')
+_CONTENT = flags.DEFINE_string('content', None, 'The content image (PNG, JPEG, ...).')
+_STYLE = flags.DEFINE_string('style', None, 'The style image (PNG, JPEG, ...).')
+_WEIGHTS = flags.DEFINE_string('weights', None, 'VGG19 weights converted by genjax.tools.'
+                               'convert_vgg (.npz); default: a random-weight VGG19 (seed 0).')
+_OPTIMIZER = flags.DEFINE_enum('optimizer', 'adam', ['adam', 'lbfgs'], 'adam (lr 0.02) or lbfgs.')
+_STEPS = flags.DEFINE_integer('steps', 300, 'Optimisation steps.')
+_MAX_SIDE = flags.DEFINE_integer('max_side', 512, 'Larger images are shrunk to this longer side.')
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False,
                                  'Call jax.distributed.initialize() with cluster auto-detection.')
 _COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'host:port of process 0.')
@@ -202,6 +209,16 @@ def _run_export_extractor() -> None:
   print(json.dumps(export_extractor.export(workdir, out, config), indent=2))
 
 
+def _run_stylize() -> None:
+  from genjax.stylize import command  # pylint: disable=g-import-not-at-top
+
+  try:
+    command.run(_CONTENT.value, _STYLE.value, _OUT.value, weights=_WEIGHTS.value,
+                optimizer=_OPTIMIZER.value, steps=_STEPS.value, max_side=_MAX_SIDE.value)
+  except command.USERS_ERRORS as e:  # Not an image, not VGG19 weights: one line, no traceback.
+    _fail(e)
+
+
 @dataclasses.dataclass(frozen=True)
 class Verb:
   """A command.
@@ -272,10 +289,21 @@ VERBS = {
         ('genjax export-extractor --workdir=runs/feature_extractor '
          '--out=genjax/assets/mnist5k_classifier_v1.npz',),
         required=('workdir', 'out')),
+    'stylize': Verb(
+        'Render a content image in the style of another (neural style transfer, VGG19).',
+        _run_stylize,
+        {'content': None, 'style': None, 'out': 'The picture to write (PNG), at the content\'s '
+         'aspect ratio.', 'weights': None, 'optimizer': None, 'steps': None, 'max_side': None,
+         'keep_freed_memory': None},
+        ('genjax stylize --content=photo.jpg --style=painting.png --out=out.png',
+         'genjax stylize --content=photo.jpg --style=painting.png --out=out.png '
+         '--weights=vgg19.npz --optimizer=lbfgs --steps=200 --max_side=384'),
+        required=('content', 'style', 'out')),
 }
 # Flags defined here; a verb refuses those it does not read.
 _OWN_FLAGS = ('config', 'workdir', 'num', 'out', 'labels', 'seed', 'input', 'output',
-              'no_check_hash') + _JAX_FLAGS
+              'no_check_hash', 'content', 'style', 'weights', 'optimizer', 'steps',
+              'max_side') + _JAX_FLAGS
 
 
 def overview() -> str:

@@ -13,7 +13,7 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.xdist_group('cli')
 
-VERBS = ('train', 'eval', 'sample', 'demo', 'convert-inception', 'export-extractor')
+VERBS = ('train', 'eval', 'sample', 'demo', 'convert-inception', 'export-extractor', 'stylize')
 
 
 def _genjax(*args, timeout=300):

@@ -8,6 +8,7 @@ Layers, bottom to top (README, "Layout"):
   2 models, diffusion, viz  networks; schedules, denoisers, samplers; pictures
   3 metrics               FID, IS, precision/recall, likelihoods, feature extractors
   4 methods               one spec + pure functions per family, the registry
+  4 stylize               neural style transfer: one image's optimisation per content/style pair
   5 train                 the orchestration: a run from a config, the loop, trained runs
   6 tools                 what commands run besides training (converters, exports)
   7 main                  the command line
@@ -22,7 +23,8 @@ from conftest import REPO
 
 GENJAX = os.path.join(REPO, 'genjax')
 LAYERS = {'core': 0, 'nn': 0, 'data': 0, 'config': 1, 'models': 2, 'diffusion': 2, 'viz': 2,
-          'metrics': 3, 'methods': 4, 'train': 5, 'tools': 6, 'main': 7, '__init__': 7}
+          'metrics': 3, 'methods': 4, 'stylize': 4, 'train': 5, 'tools': 6, 'main': 7,
+          '__init__': 7}
 MAX_LINES = 500
 
 
