@@ -13,7 +13,8 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.xdist_group('cli')
 
-VERBS = ('train', 'eval', 'sample', 'demo', 'convert-inception', 'export-extractor', 'stylize')
+VERBS = ('train', 'eval', 'sample', 'demo', 'convert-inception', 'convert-vgg',
+         'export-extractor', 'stylize')
 
 
 def _genjax(*args, timeout=300):
@@ -63,6 +64,48 @@ def test_convert_inception_help():
     assert f'  {flag} ' in done.stdout, (flag, done.stdout)
   assert '--workdir' not in done.stdout
   assert 'genjax convert-inception --input=' in done.stdout
+
+
+def test_convert_vgg_help_and_a_missing_input(tmp_path):
+  done = _genjax('convert-vgg', '--help', timeout=60)
+  assert done.returncode == 0, done.stderr
+  for flag in ('--input', '--output', '--arch'):
+    assert f'  {flag} ' in done.stdout, (flag, done.stdout)
+  assert '--workdir' not in done.stdout and '--no_check_hash' not in done.stdout
+  assert 'genjax convert-vgg --input=' in done.stdout
+  done = _genjax('convert-vgg', f'--input={tmp_path}/none.h5', f'--output={tmp_path}/o.npz',
+                 timeout=60)
+  _assert_one_line_error(done, 'FileNotFoundError', 'none.h5')
+  assert not os.path.exists(tmp_path / 'o.npz')
+  done = _genjax('convert-vgg', f'--input={tmp_path}/none.h5', f'--output={tmp_path}/o.npz',
+                 '--arch=vgg11', timeout=60)
+  _assert_one_line_error(done, 'vgg11')
+
+
+def test_convert_vgg_converts_a_torch_state_dict_of_the_arch_asked_for(tmp_path):
+  torch = pytest.importorskip('torch')
+  from genjax.models import vgg
+  from genjax.tools import convert_vgg
+  params = vgg.random_params(0, 'vgg16')['params']
+  state = {}
+  for name, index in convert_vgg.torch_conv_indices('vgg16').items():
+    state[f'features.{index}.weight'] = torch.from_numpy(
+        params[name]['kernel'].transpose(3, 2, 0, 1).copy())
+    state[f'features.{index}.bias'] = torch.from_numpy(params[name]['bias'])
+  torch.save(state, tmp_path / 'w.pth')
+  out = str(tmp_path / 'w16.npz')
+  done = _genjax('convert-vgg', f'--input={tmp_path}/w.pth', f'--output={out}', '--arch=vgg16',
+                 timeout=120)
+  assert done.returncode == 0, done.stderr
+  assert 'VGG16, torch preprocessing' in done.stdout
+  loaded, arch, mode = vgg.load_weights(out)
+  assert (arch, mode) == ('vgg16', 'torch')
+  np.testing.assert_array_equal(loaded['params']['block5_conv3']['kernel'],
+                                params['block5_conv3']['kernel'])
+  # The default arch (vgg19) refuses VGG16 weights: one line naming what is missing.
+  done = _genjax('convert-vgg', f'--input={tmp_path}/w.pth', f'--output={tmp_path}/w19.npz',
+                 timeout=120)
+  _assert_one_line_error(done, 'WeightsError', 'VGG19')
 
 
 def test_a_field_of_another_family_is_refused_naming_its_family(tmp_path):

@@ -1,7 +1,8 @@
 """Converts a user's VGG16/VGG19 weights to the .npz genjax.models.vgg loads, once.
 
-    python -m genjax.tools.convert_vgg vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 vgg19.npz
-    python -m genjax.tools.convert_vgg vgg19-dcbb9e9d.pth vgg19_torch.npz
+    genjax convert-vgg --input=vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 --output=vgg19.npz
+    genjax convert-vgg --input=vgg19-dcbb9e9d.pth --output=vgg19_torch.npz
+    genjax convert-vgg --input=vgg16-397923af.pth --output=vgg16.npz --arch=vgg16
     genjax stylize --content=photo.jpg --style=painting.png --out=out.png --weights=vgg19.npz
 
 Keras' `.h5` (the legacy weights layout, a full saved model's `model_weights/`, or a Keras 3
@@ -11,7 +12,8 @@ that layer's kernel (HWIO, as genjax), each 1-D one its bias. torchvision's `.pt
 `torch.load(weights_only=True)`, which refuses pickled code, and transposed to HWIO. h5py and
 torch are imported here only, when needed. The result is checked against the architecture
 (the first layer whose shape differs is named) and written with its preprocessing: 'caffe' for
-Keras' weights, 'torch' for torchvision's.
+Keras' weights, 'torch' for torchvision's. `python -m genjax.tools.convert_vgg IN OUT` (VGG19)
+still works.
 """
 from __future__ import annotations
 
