@@ -92,7 +92,7 @@ VERBS = {
          '--output=inception_fid.npz',),
         required=('input', 'output')),
     'convert-vgg': Verb(
-        'Convert Keras (.h5) or torchvision (.pth) VGG19/VGG16 weights to the .npz genjax\'s VGG loads.',
+        'Convert Keras (.h5) or torchvision (.pth) VGG19/VGG16 weights to genjax\'s .npz.',
         commands.run_convert_vgg,
         {'input': 'Keras\' VGG weights (.h5, e.g. '
          'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5) or torchvision\'s state dict (.pth, '
