@@ -159,10 +159,10 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   path, _, variant = spec.partition(':')
   if not os.path.isfile(path):
     raise ConfigError(f'Config file {path!r} not found.')
-  return _config_module(path).get_config(variant or None)
+  return config_module(path).get_config(variant or None)
 
 
-def _config_module(path: str):
+def config_module(path: str):
   """Executes a config file (which may import `configs.base`) and returns its module."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
   if root not in sys.path:  # Config files import `configs.base`.

@@ -24,17 +24,16 @@ def run(content_path: str, style_path: str, out: str, *, weights: str | None = N
     USERS_ERRORS: the user's files or flags, refused before any computation.
   """
   content, style = images.read_rgb(content_path), images.read_rgb(style_path)
-  if weights is not None:
-    vgg.load_weights(weights, 'vgg19')  # Refused before any work.
   if steps < 1 or max_side < 16:
     raise config_lib.ConfigError(f'--steps must be >= 1 and --max_side >= 16, got {steps} and '
                                  f'{max_side}.')
+  network = transfer.load_network(weights)  # Read once; a bad file is refused before any work.
   h, w = content.shape[:2]
   hw = transfer.working_size(h, w, max_side)
   if hw != (h, w):
     log(f'content {content_path} is {w}x{h}: working at {hw[1]}x{hw[0]} '
         f'(--max_side={max_side}).')
-  image, history = transfer.stylize(content, style, weights=weights, optimizer=optimizer,
+  image, history = transfer.stylize(content, style, weights=network, optimizer=optimizer,
                                     steps=steps, max_side=max_side, log=log)
   images.write_png(out, image)
   log(f'Wrote {out} ({image.shape[1]}x{image.shape[0]}); loss {history["total"][0]:.4g} -> '

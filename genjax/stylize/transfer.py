@@ -203,7 +203,7 @@ def _chunk_length(steps: int, chunk: int) -> int:
   return max(d for d in range(1, min(steps, chunk) + 1) if steps % d == 0)
 
 
-def stylize(content: np.ndarray, style: np.ndarray, *, weights: str | None = None,
+def stylize(content: np.ndarray, style: np.ndarray, *, weights: str | Network | None = None,
             optimizer: str = 'adam', steps: int = 1000, max_side: int = 512,
             progress: bool = True, log: Callable[[str], None] | None = print,
             **options) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -224,7 +224,8 @@ def stylize(content: np.ndarray, style: np.ndarray, *, weights: str | None = Non
   Args:
     content: [H, W, 3] floats in [0, 1] (RGB).
     style: [h, w, 3] floats in [0, 1].
-    weights: path of a converted VGG19 .npz, or None for the random network.
+    weights: path of a converted VGG19 .npz, a `Network` already loaded (`load_network`),
+      or None for the random network.
     optimizer: 'adam' | 'lbfgs'.
     steps: optimisation steps per resolution level.
     max_side: the working size's longer side (the content is shrunk to fit, never grown);
@@ -250,7 +251,7 @@ def stylize(content: np.ndarray, style: np.ndarray, *, weights: str | None = Non
   for name, image in (('content', content), ('style', style)):
     if image.ndim != 3 or image.shape[-1] != 3:
       raise ValueError(f'{name} must be [H, W, 3] RGB, got shape {image.shape}.')
-  net = load_network(weights)
+  net = weights if isinstance(weights, Network) else load_network(weights)
   defaults = TRAINED_DEFAULTS if net.trained else RANDOM_DEFAULTS
   cw = defaults['content_weight'] if spec.content_weight is None else spec.content_weight
   sw = defaults['style_weight'] if spec.style_weight is None else spec.style_weight

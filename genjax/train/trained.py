@@ -36,14 +36,11 @@ def with_defaults(saved: dict) -> ml_collections.ConfigDict:
     saved = config_v1.migrate(saved, fields)
   method = saved.get('method')
   extra = ('stylegan',) if method == 'gan' and saved.get('gan', {}).get('arch') == 'stylegan' else ()
-  defaults = {name: group.to_dict()
-              for name, group in methods.config_groups(method, *extra).items()}
-  for name in saved:
-    if name in methods.GROUPS and name not in defaults:
-      defaults[name] = config_lib.config_group(methods.GROUPS[name].spec).to_dict()
-  if os.path.isfile(_BASE):
-    shared = config_lib._config_module(_BASE).get_config(method).to_dict()  # pylint: disable=protected-access
-    defaults = {**shared, **defaults}
+  if os.path.isfile(_BASE):  # The shared groups' defaults live in the repository's base.py.
+    defaults = config_lib.config_module(_BASE).get_config(method, *extra).to_dict()
+  else:
+    defaults = {name: group.to_dict()
+                for name, group in methods.config_groups(method, *extra).items()}
   config = ml_collections.ConfigDict(_merge(defaults, saved))
   config.lock()
   return config
