@@ -13,7 +13,7 @@ both are printed side by side: they agree to float32 rounding when the algorithm
 Each framework runs in its own child process (no shared threads, caches or allocator; its own
 peak RSS, `ru_maxrss`); the torch one imports neither jax nor genjax (the genjax child writes the
 weights, transposed to OIHW, to a temporary .npz). genjax: the public `stylize` call with
-`chunk` steps per jitted scan, glibc keeping freed memory as the `genjax` command line does;
+`chunk` steps between read-backs, glibc keeping freed memory as the `genjax` command line does;
 its rate is taken after the first chunk (XLA compilation). torch: `steps` eager steps; its rate
 after the first `chunk` steps. Printed: steps/s of each and the ratio genjax/torch (> 1: genjax
 faster).

@@ -57,7 +57,7 @@ class StylizeSpec:
       chrominance (YIQ).
     max_side: the longer side of the working size (the content is shrunk to it, never grown).
     seed: noise init's seed.
-    chunk: steps per jitted `lax.scan` call (the progress bar's granularity).
+    chunk: steps between reading losses back and updating the progress bar.
   """
   optimizer: str = 'adam'
   steps: int = 1000
@@ -171,36 +171,29 @@ def _optimizer(spec: StylizeSpec) -> optax.GradientTransformation:
   return optax.adam(spec.lr) if spec.optimizer == 'adam' else optax.lbfgs()
 
 
-@functools.partial(jax.jit, static_argnames=('spec', 'preprocessing', 'weights', 'length'))
-def _run_chunk(image, opt_state, params, targets, *, spec, preprocessing, weights, length):
-  """`length` optimisation steps in one `lax.scan`; the iterate is clipped to [0, 1] each step.
+@functools.partial(jax.jit, static_argnames=('spec', 'preprocessing', 'weights'),
+                   donate_argnums=0)  # Not the state: L-BFGS's init shares buffers.
+def _step(image, opt_state, params, targets, *, spec, preprocessing, weights):
+  """One optimisation step; the iterate is clipped to [0, 1].
 
-  L-BFGS evaluates the loss afresh at each clipped iterate (the value and gradient its line
-  search left in the state belong to the unclipped point).
+  One jitted step driven from Python, not a `lax.scan` of steps: XLA:CPU ran VGG19's
+  value-and-gradient 3-7x slower inside a scan's loop body than as a jitted function of its
+  own (experiments/style_transfer/README.md, "Speed"), and dispatch is asynchronous, so the
+  Python loop costs nothing. L-BFGS evaluates the loss afresh at each clipped iterate (the
+  value and gradient its line search left in the state belong to the unclipped point).
   """
   opt = _optimizer(spec)
 
   def value(x):
     return loss_terms(x, params, targets, spec, preprocessing, weights)
 
-  def step(carry, _):
-    x, state = carry
-    (loss, aux), grad = jax.value_and_grad(value, has_aux=True)(x)
-    if spec.optimizer == 'lbfgs':
-      updates, state = opt.update(grad, state, x, value=loss, grad=grad,
-                                  value_fn=lambda y: value(y)[0])
-    else:
-      updates, state = opt.update(grad, state, x)
-    x = jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0)
-    return (x, state), aux
-
-  (image, opt_state), aux = jax.lax.scan(step, (image, opt_state), None, length=length)
-  return image, opt_state, aux
-
-
-def _chunk_length(steps: int, chunk: int) -> int:
-  """The largest divisor of `steps` that is <= chunk: one compilation per level."""
-  return max(d for d in range(1, min(steps, chunk) + 1) if steps % d == 0)
+  (loss, aux), grad = jax.value_and_grad(value, has_aux=True)(image)
+  if spec.optimizer == 'lbfgs':
+    updates, opt_state = opt.update(grad, opt_state, image, value=loss, grad=grad,
+                                    value_fn=lambda y: value(y)[0])
+  else:
+    updates, opt_state = opt.update(grad, opt_state, image)
+  return jnp.clip(optax.apply_updates(image, updates), 0.0, 1.0), opt_state, aux
 
 
 def stylize(content: np.ndarray, style: np.ndarray, *, weights: str | Network | None = None,
@@ -279,18 +272,21 @@ def stylize(content: np.ndarray, style: np.ndarray, *, weights: str | Network | 
     level_style_hw = tuple(max(16, round(s * scale)) for s in style_hw)
     content_l, style_l = _resize(content_full, level_hw), _resize(style_full, level_style_hw)
     if image is None:
-      image = content_l if spec.init == 'content' else jax.random.uniform(
+      # A copy: the steps donate their image, and content_l may be content_full itself.
+      image = jnp.copy(content_l) if spec.init == 'content' else jax.random.uniform(
           jax.random.key(spec.seed), content_l.shape, jnp.float32)
     else:
       image = _resize(image, level_hw)
     targets = _targets(net.params, content_l, style_l, spec, net.preprocessing, norm)
     opt_state = _optimizer(spec).init(image)
-    length = _chunk_length(spec.steps, spec.chunk)
-    for _ in range(spec.steps // length):
-      image, opt_state, aux = _run_chunk(image, opt_state, net.params, targets, spec=spec,
-                                         preprocessing=net.preprocessing, weights=(cw, sw),
-                                         length=length)
-      aux = jax.device_get(aux)
+    for first in range(0, spec.steps, spec.chunk):
+      length = min(spec.chunk, spec.steps - first)
+      auxes = []
+      for _ in range(length):  # Dispatched asynchronously; read back once per chunk.
+        image, opt_state, aux = _step(image, opt_state, net.params, targets, spec=spec,
+                                      preprocessing=net.preprocessing, weights=(cw, sw))
+        auxes.append(aux)
+      aux = {k: np.stack([np.asarray(a[k]) for a in jax.device_get(auxes)]) for k in auxes[0]}
       now = time.perf_counter() - start
       aux['level'] = np.full(length, level, np.int32)
       aux['seconds'] = np.full(length, now, np.float64)
