@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from genjax import config as config_lib
+from genjax.core import precision
 from genjax.core.batching import batched_apply
 from genjax.core.state import TrainState
 from genjax.methods.api import EvalContext, Method, StateSpec
@@ -38,6 +39,7 @@ class ClassifierSpec:
       split); None: its per-layer rule. Speed only.
     augment_shift: random translation in pixels.
     label_smoothing: optax.smooth_labels' alpha.
+    compute_dtype: `train.compute_dtype` (float32 | bfloat16); not a field of this group.
   """
   num_classes: int = 10
   channels: tuple[int, ...] = (32, 64, 128)
@@ -46,8 +48,11 @@ class ClassifierSpec:
   conv_method: str | None = None
   augment_shift: int = 0
   label_smoothing: float = 0.0
+  compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
+    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
+                            sorted(precision.COMPUTE_DTYPES))
     config_lib.check_choice('classifier.conv_method', self.conv_method, (None,) + conv.METHODS)
     config_lib.check_range('classifier.num_classes', self.num_classes, low=2)
     config_lib.check_range('classifier.dropout', self.dropout, low=0.0, high=1.0, high_open=True)
@@ -56,10 +61,11 @@ class ClassifierSpec:
 
   @functools.cached_property
   def network(self) -> CNNClassifier:
-    """The flax module (built once per spec)."""
-    return CNNClassifier(num_classes=self.num_classes, channels=tuple(self.channels),
-                         feature_dim=self.feature_dim, dropout=self.dropout,
-                         conv_method=self.conv_method)
+    """The flax module (built once per spec), computing in `compute_dtype`."""
+    return precision.with_policy(
+        CNNClassifier(num_classes=self.num_classes, channels=tuple(self.channels),
+                      feature_dim=self.feature_dim, dropout=self.dropout,
+                      conv_method=self.conv_method), self.compute_dtype)
 
 
 def random_shift(images: jax.Array, rng: jax.Array, max_shift: int) -> jax.Array:
@@ -154,7 +160,8 @@ def write_images(spec: ClassifierSpec, state: TrainState, ctx: EvalContext) -> l
 def make(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Method:
   """The classifier method: `config.classifier` decoded once, the functions bound to it."""
   del image_shape  # Convolutions and a dense layer adapt to any size at init.
-  spec = config_lib.decode(ClassifierSpec, config, 'classifier')
+  spec = config_lib.decode(ClassifierSpec, config, 'classifier',
+                           compute_dtype=config.train.compute_dtype)
   state_spec = StateSpec.from_config(config)
   bind = lambda fn: functools.partial(fn, spec)
   return Method(init=functools.partial(init, spec, state_spec), train_step=bind(train_step),

@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from genjax import config as config_lib
+from genjax.core import precision
 from genjax.core.batching import batched_apply
 from genjax.core.state import TrainState
 from genjax.diffusion import likelihood as diffusion_likelihood
@@ -58,7 +59,12 @@ class DiffusionSpec:
     sigma_min, sigma_max: EDM sampling range.
     label_dropout: conditional models: fraction of null labels.
     random_flip: random horizontal flips (natural images, not digits).
+    embedding_flip_sin_to_cos, embedding_freq_shift: the U-Net's noise-embedding layout
+      (genjax: True, 0; diffusers' DDPM checkpoints: False, 1).
+    attention_down_levels, attention_up_levels: None (attention by `attention_resolutions`)
+      or the U-Net levels with attention on the way down / up (diffusers' block types).
     image_shape: (H, W, C) of the data; not a config field (`make` passes the data's).
+    compute_dtype: `train.compute_dtype` (float32 | bfloat16); not a field of this group.
   """
   num_classes: int = 10
   conditional: bool = False
@@ -80,10 +86,17 @@ class DiffusionSpec:
   sigma_max: float = 80.0
   label_dropout: float = 0.1
   random_flip: bool = False
+  embedding_flip_sin_to_cos: bool = True
+  embedding_freq_shift: float = 0.0
+  attention_down_levels: tuple[int, ...] | None = None
+  attention_up_levels: tuple[int, ...] | None = None
   image_shape: tuple[int, int, int] = dataclasses.field(default=(28, 28, 1),
                                                         metadata={'config': False})
+  compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
+    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
+                            sorted(precision.COMPUTE_DTYPES))
     config_lib.check_choice('diffusion.parameterization', self.parameterization,
                             schedules.PARAMETERIZATIONS)
     config_lib.check_choice('diffusion.loss_weighting', self.loss_weighting, losses.WEIGHTINGS)
@@ -106,12 +119,18 @@ class DiffusionSpec:
 
   @functools.cached_property
   def network(self) -> UNet:
-    """The flax module (built once per spec)."""
-    return UNet(out_channels=self.image_shape[-1], channels=tuple(self.channels),
-                num_res_blocks=self.num_res_blocks,
-                attention_resolutions=tuple(self.attention_resolutions), dropout=self.dropout,
-                num_classes=self.num_classes if self.conditional else 0,
-                num_heads=self.num_heads, patch_size=self.patch_size)
+    """The flax module (built once per spec), computing in `compute_dtype`."""
+    as_tuple = lambda v: None if v is None else tuple(v)
+    return precision.with_policy(
+        UNet(out_channels=self.image_shape[-1], channels=tuple(self.channels),
+             num_res_blocks=self.num_res_blocks,
+             attention_resolutions=tuple(self.attention_resolutions), dropout=self.dropout,
+             num_classes=self.num_classes if self.conditional else 0,
+             num_heads=self.num_heads, patch_size=self.patch_size,
+             flip_sin_to_cos=self.embedding_flip_sin_to_cos,
+             freq_shift=self.embedding_freq_shift,
+             attention_down=as_tuple(self.attention_down_levels),
+             attention_up=as_tuple(self.attention_up_levels)), self.compute_dtype)
 
   @functools.cached_property
   def vp_schedule(self) -> schedules.VPSchedule:
@@ -175,7 +194,8 @@ class SampleSpec:
 def decode_specs(config: ml_collections.ConfigDict,
                  image_shape: tuple[int, int, int]) -> tuple[DiffusionSpec, SampleSpec]:
   """`config.diffusion` and `config.sample`, decoded and validated once (ConfigError names the key)."""
-  spec = config_lib.decode(DiffusionSpec, config, 'diffusion', image_shape=tuple(image_shape))
+  spec = config_lib.decode(DiffusionSpec, config, 'diffusion', image_shape=tuple(image_shape),
+                           compute_dtype=config.train.compute_dtype)
   return spec, config_lib.decode(SampleSpec, config, 'sample')
 
 

@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 
 from genjax import config as config_lib
+from genjax.core import precision
 from genjax.core.batching import batched_apply
 from genjax.core.state import TrainState
 from genjax.methods import sampling
@@ -50,6 +51,7 @@ class VAESpec:
     iwae_chunk: importance samples per decoder call (memory).
     iwae_batch_size: test images per IWAE call.
     image_shape: (H, W, C) of the data; not a config field (the data gives it).
+    compute_dtype: `train.compute_dtype` (float32 | bfloat16); not a field of this group.
   """
   num_classes: int = 10
   conditional: bool = False
@@ -64,8 +66,11 @@ class VAESpec:
   iwae_batch_size: int = 100
   image_shape: tuple[int, int, int] = dataclasses.field(default=(28, 28, 1),
                                                         metadata={'config': False})
+  compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
+    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
+                            sorted(precision.COMPUTE_DTYPES))
     config_lib.check_choice('vae.likelihood', self.likelihood, LIKELIHOODS)
     config_lib.check_range('vae.latent_dim', self.latent_dim, low=1)
     config_lib.check_range('vae.beta', self.beta, low=0.0)
@@ -85,10 +90,11 @@ class VAESpec:
 
   @functools.cached_property
   def network(self) -> VAE:
-    """The flax module (built once per spec)."""
-    return VAE(image_shape=tuple(self.image_shape), latent_dim=self.latent_dim,
-               enc_channels=tuple(self.channels), dec_channels=tuple(reversed(self.channels)),
-               hidden=self.hidden_dim, num_classes=self.label_classes)
+    """The flax module (built once per spec), computing in `compute_dtype`."""
+    return precision.with_policy(
+        VAE(image_shape=tuple(self.image_shape), latent_dim=self.latent_dim,
+            enc_channels=tuple(self.channels), dec_channels=tuple(reversed(self.channels)),
+            hidden=self.hidden_dim, num_classes=self.label_classes), self.compute_dtype)
 
 
 def binarize(images: jax.Array, rng: jax.Array) -> jax.Array:
@@ -313,7 +319,8 @@ def write_images(spec: VAESpec, state: TrainState, ctx: EvalContext) -> list[str
 
 def make(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Method:
   """The VAE method: `config.vae` decoded once (with the data's shape), the functions bound to it."""
-  spec = config_lib.decode(VAESpec, config, 'vae', image_shape=tuple(image_shape))
+  spec = config_lib.decode(VAESpec, config, 'vae', image_shape=tuple(image_shape),
+                           compute_dtype=config.train.compute_dtype)
   state_spec = StateSpec.from_config(config)
   bind = lambda fn: functools.partial(fn, spec)
   return Method(init=functools.partial(init, spec, state_spec), train_step=bind(train_step),

@@ -32,6 +32,12 @@ class UNet(nn.Module):
     patch_size: p > 1 folds p x p pixel patches into channels first (space to
       depth) and unfolds the output, so the network runs at H/p x W/p: p^2
       times fewer positions for the same receptive field (as DiT's patches).
+    flip_sin_to_cos, freq_shift: the noise embedding's layout (`sinusoidal_embedding`);
+      diffusers' DDPM checkpoints: False, 1.
+    attention_down, attention_up: None (attention where the side is in
+      `attention_resolutions`, both ways), or the level indices (0: full
+      resolution) whose blocks are followed by attention on the way down / up,
+      as diffusers' Attn*Block2D types place it.
   """
   out_channels: int = 1
   channels: Sequence[int] = (64, 128, 128)
@@ -41,6 +47,10 @@ class UNet(nn.Module):
   num_classes: int = 0
   num_heads: int = 1
   patch_size: int = 1
+  flip_sin_to_cos: bool = True
+  freq_shift: float = 0.0
+  attention_down: Sequence[int] | None = None
+  attention_up: Sequence[int] | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, noise_label: jax.Array, labels: jax.Array | None = None,
@@ -48,17 +58,22 @@ class UNet(nn.Module):
     """Args: x [B, H, W, C]; noise_label [B] (timestep or c_noise); labels [B] ints in
     [0, num_classes] (num_classes = no class) or None. Returns [B, H, W, out_channels]."""
     ch = self.channels[0]
-    emb = sinusoidal_embedding(noise_label, ch)
+    emb = sinusoidal_embedding(noise_label, ch, flip_sin_to_cos=self.flip_sin_to_cos,
+                               freq_shift=self.freq_shift)
     emb = nn.Dense(4 * ch)(emb)
     emb = nn.Dense(4 * ch)(nn.silu(emb))
     if self.num_classes:
       if labels is None:
         labels = jnp.full(x.shape[:1], self.num_classes, jnp.int32)  # The null class.
       emb = emb + nn.Embed(self.num_classes + 1, 4 * ch, name='class_embed')(labels)
+    # The (float32) embedding in the activations' dtype: under bf16 compute, adding a
+    # float32 embedding would promote every later layer back to float32.
+    if jnp.finfo(x.dtype).bits < 32:
+      emb = emb.astype(x.dtype)
 
-    def block(h, features):
+    def block(h, features, level, levels):
       h = ResBlock(features, self.dropout)(h, emb, train=train)
-      if h.shape[1] in self.attention_resolutions:
+      if (h.shape[1] in self.attention_resolutions if levels is None else level in levels):
         h = SelfAttention(self.num_heads)(h)
       return h
 
@@ -72,7 +87,7 @@ class UNet(nn.Module):
     skips = [h]
     for level, width in enumerate(self.channels):
       for _ in range(self.num_res_blocks):
-        h = block(h, width)
+        h = block(h, width, level, self.attention_down)
         skips.append(h)
       if level < len(self.channels) - 1:
         h = Downsample()(h)
@@ -85,7 +100,7 @@ class UNet(nn.Module):
     for level, width in reversed(list(enumerate(self.channels))):
       for _ in range(self.num_res_blocks + 1):
         skip = skips.pop()
-        h = block(jnp.concatenate([h, skip], axis=-1), width)
+        h = block(jnp.concatenate([h, skip], axis=-1), width, level, self.attention_up)
       if level > 0:
         h = Upsample()(h)
         # Odd sides (7 -> 4 -> 8) come back one pixel too large: crop to the skip's size.

@@ -30,7 +30,7 @@ class Encoder(nn.Module):
       x = nn.relu(Conv(c, (3, 3), strides=(2, 2))(x))
     h = x.reshape(x.shape[0], -1)
     if self.num_classes:
-      h = jnp.concatenate([h, jax.nn.one_hot(labels, self.num_classes)], -1)
+      h = jnp.concatenate([h, jax.nn.one_hot(labels, self.num_classes, dtype=h.dtype)], -1)
     h = nn.relu(nn.Dense(self.hidden)(h))
     return nn.Dense(self.latent_dim, name='mean')(h), nn.Dense(self.latent_dim, name='logvar')(h)
 
@@ -49,7 +49,7 @@ class Decoder(nn.Module):
       raise ValueError(f'Image side {h}x{w} must divide by {down} for {len(self.channels)} '
                        'stride-2 layers.')
     if self.num_classes:
-      z = jnp.concatenate([z, jax.nn.one_hot(labels, self.num_classes)], -1)
+      z = jnp.concatenate([z, jax.nn.one_hot(labels, self.num_classes, dtype=z.dtype)], -1)
     x = nn.relu(nn.Dense((h // down) * (w // down) * self.channels[0])(z))
     x = x.reshape(z.shape[0], h // down, w // down, self.channels[0])
     for ch in self.channels:
@@ -88,5 +88,7 @@ class VAE(nn.Module):
   def __call__(self, x, rng, labels=None):
     """(decoder output [B, H, W, C], mean [B, Z], logvar [B, Z], z [B, Z])."""
     mean, logvar = self.encode(x, labels)
-    z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mean.shape)
+    # The noise drawn in float32 (the same draws in any precision), then in the compute dtype
+    # (bf16 under mixed precision), so the decoder stays in it.
+    z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mean.shape).astype(mean.dtype)
     return self.decode(z, labels), mean, logvar, z

@@ -15,23 +15,32 @@ import jax.numpy as jnp
 from genjax.nn.conv import Conv
 
 
-def sinusoidal_embedding(t: jax.Array, dim: int, max_period: float = 10_000.0) -> jax.Array:
-  """Transformer-style embedding of (continuous) noise labels.
+def sinusoidal_embedding(t: jax.Array, dim: int, max_period: float = 10_000.0, *,
+                         flip_sin_to_cos: bool = True, freq_shift: float = 0.0) -> jax.Array:
+  """Transformer-style embedding of (continuous) noise labels, in float32.
+
+  Frequencies max_period^(-i / (D/2 - freq_shift)), i < D/2. genjax's default
+  (cos first, shift 0) is the ADM/EDM form; diffusers' DDPM checkpoints use
+  sin first and shift 1 (`flip_sin_to_cos=False, freq_shift=1`).
 
   Args:
     t: [B] noise labels (a timestep in [0, T) or EDM's c_noise).
     dim: even embedding size D.
     max_period: the longest wavelength.
+    flip_sin_to_cos: cos of the D/2 frequencies first (True) or sin first.
+    freq_shift: diffusers' `downscale_freq_shift`.
 
   Returns:
-    [B, D]: cos of the first D/2 frequencies, then sin.
+    [B, D]: cos then sin of the D/2 frequencies (or sin then cos).
   """
   if dim % 2:
     raise ValueError(f'sinusoidal_embedding needs an even dim, got {dim}.')
   half = dim // 2
-  freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
+  exponent = -math.log(max_period) * jnp.arange(half, dtype=jnp.float32)
+  freqs = jnp.exp(exponent / (half - freq_shift))
   args = jnp.asarray(t, jnp.float32)[:, None] * freqs[None]
-  return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
+  parts = [jnp.cos(args), jnp.sin(args)]
+  return jnp.concatenate(parts if flip_sin_to_cos else parts[::-1], axis=-1)
 
 
 def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:

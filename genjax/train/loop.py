@@ -12,7 +12,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from genjax.train import run as run_lib
-from genjax.core import sharding, writers
+from genjax.core import flops as flops_lib
+from genjax.core import optim, sharding, writers
 from genjax.core.state import TrainState
 
 
@@ -67,15 +68,30 @@ def make_train_step(run: run_lib.Run):
   """The jitted step: (state, batch) -> (state, metrics), state donated, sharded in and out.
 
   The step's rng is fold_in(train_key, state.step), computed inside jit, so a
-  resumed run draws the same randomness as an uninterrupted one.
+  resumed run draws the same randomness as an uninterrupted one. With
+  `train.grad_accum_steps` = k > 1 the step accumulates the gradients of k
+  micro-batches and makes one update (`genjax.core.optim.accumulate_gradients`).
 
   Returns:
     (step_fn, batch_shardings).
+
+  Raises:
+    ValueError: gradient accumulation asked of a method where it is not one large-batch step.
   """
   batch_shardings = {k: sharding.batch_sharding(run.mesh) for k in run.example}
+  k = run.config.train.grad_accum_steps
+  optim.check_accumulable(run.abstract_state, k)
+  if k > 1:
+    sharding.check_batch_size(run.config.data.batch_size // k, run.mesh,
+                              f'data.batch_size / train.grad_accum_steps = '
+                              f'{run.config.data.batch_size} / {k}')
+    if run.config.data.batch_size % k:
+      raise ValueError(f'data.batch_size={run.config.data.batch_size} does not divide into '
+                       f'train.grad_accum_steps={k} micro-batches.')
+  train_step = optim.accumulate_gradients(run.method.train_step, k)
 
   def step(state: TrainState, batch: dict):
-    return run.method.train_step(state, batch, jax.random.fold_in(run.train_key, state.step))
+    return train_step(state, batch, jax.random.fold_in(run.train_key, state.step))
 
   step_fn = jax.jit(step, in_shardings=(run.state_shardings, batch_shardings),
                     out_shardings=(run.state_shardings, sharding.replicated(run.mesh)),
@@ -133,9 +149,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     yield
     progress.exclude(time.perf_counter() - t0)
 
+  stats = None  # XLA's FLOPs and memory of the compiled step (train.log_flops).
   with stop.installed():
     for step in range(start + 1, num_steps + 1):
       batch = sharding.global_batch(next(batches), batch_shardings)
+      if step == start + 1 and t.log_flops:
+        stats = flops_lib.step_stats(step_fn.lower(state, batch).compile(),
+                                     num_devices=run.mesh.size, dtype_name=t.compute_dtype,
+                                     loop_trips=t.grad_accum_steps)
+        writers.print0(f'Train step: {stats.describe()}')
       state, metrics = step_fn(state, batch)
       pending.append((step, metrics))
       if step == start + 1:  # The first step includes compilation: report it apart.
@@ -148,8 +170,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         host = fetch_checked()
         means = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
         rate = progress(step, means)
-        metric_writer.write(step, {**means, 'steps_per_s': rate,
-                                   'examples_per_s': rate * config.data.batch_size})
+        throughput = {'steps_per_s': rate, 'examples_per_s': rate * config.data.batch_size}
+        if stats is not None and rate:
+          throughput.update(stats.metrics(rate))
+        metric_writer.write(step, {**means, **throughput})
         pending = []
       with paused():
         if last or interrupted or _every(step, t.checkpoint_every_steps):
@@ -173,3 +197,49 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     writers.print0(f'Stopped at step {int(jax.device_get(state.step))} (stop_at_step); '
                    f'checkpoint saved at {run.checkpointer.path(last_saved)}.')
   return state
+
+
+def compiled_step_stats(config: ml_collections.ConfigDict,
+                        image_shape: tuple[int, int, int]) -> tuple[flops_lib.StepStats, dict]:
+  """Compiles `config`'s train step for its mesh from shapes alone (no data, no arrays).
+
+  For memory and FLOP studies (experiments/fsdp_memory): the step is the one
+  `train` runs, with the state sharded by `genjax.core.sharding.state_shardings`.
+
+  Args:
+    config: the experiment config (its mesh, method, batch size, compute dtype).
+    image_shape: (H, W, C) of the data.
+
+  Returns:
+    (XLA's StepStats of the compiled step, {'state_bytes_per_device': bytes of
+    the largest device's shards of params + optimizer state + EMA + extras,
+    'state_bytes': their unsharded total, 'batch_bytes_per_device': ...}).
+  """
+  from genjax.methods import make_method  # Only here: the loop otherwise gets the Run's.
+
+  mesh = sharding.make_mesh(config.mesh)
+  method = make_method(config, image_shape)
+  b = config.data.batch_size
+  batch = {'image': jax.ShapeDtypeStruct((b, *image_shape), np.float32),
+           'label': jax.ShapeDtypeStruct((b,), np.int32)}
+  one = jax.tree.map(lambda s: jax.ShapeDtypeStruct((1, *s.shape[1:]), s.dtype), batch)
+  abstract = jax.eval_shape(method.init, jax.random.key(0), one)
+  shardings = sharding.state_shardings(abstract, mesh)
+  train_step = optim.accumulate_gradients(method.train_step, config.train.grad_accum_steps)
+  key = jax.random.key(0)
+  step = jax.jit(lambda s, x: train_step(s, x, jax.random.fold_in(key, s.step)),
+                 in_shardings=(shardings, sharding.batch_sharding(mesh)),
+                 out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=0)
+  compiled = step.lower(abstract, batch).compile()
+  stats = flops_lib.step_stats(compiled, num_devices=mesh.size,
+                               dtype_name=config.train.compute_dtype,
+                               loop_trips=config.train.grad_accum_steps)
+  leaves = zip(jax.tree.leaves(abstract), jax.tree.leaves(shardings))
+  per_device = total = 0
+  for leaf, s in leaves:
+    nbytes = leaf.dtype.itemsize
+    total += nbytes * int(np.prod(leaf.shape))
+    per_device += nbytes * int(np.prod(s.shard_shape(leaf.shape)))
+  batch_bytes = sum(s.dtype.itemsize * int(np.prod(s.shape)) for s in batch.values())
+  return stats, {'state_bytes_per_device': per_device, 'state_bytes': total,
+                 'batch_bytes_per_device': batch_bytes // mesh.size}

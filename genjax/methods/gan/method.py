@@ -303,7 +303,7 @@ def decode(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int])
         f"config.stylegan is StyleGAN's group, but config.gan.arch={spec.arch!r}: set "
         "gan.arch='stylegan' or start the config from configs.base.get_config('gan').")
   style = config_lib.decode(StyleGANSpec, config, 'stylegan') if has_style else None
-  return Gan(spec, style, tuple(image_shape))
+  return Gan(spec, style, tuple(image_shape), config.train.compute_dtype)
 
 
 def make(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Method:

@@ -12,6 +12,7 @@ import functools
 import jax
 
 from genjax import config as config_lib
+from genjax.core import precision
 from genjax.methods.gan import augment as gan_augment
 from genjax.methods.gan import losses as gan_losses
 from genjax.methods.gan.spec import GanSpec, StyleGANSpec
@@ -28,12 +29,16 @@ class Gan:
     spec: `config.gan`.
     style: `config.stylegan` when spec.arch == 'stylegan', else None.
     image_shape: (H, W, C) of the data.
+    compute_dtype: `train.compute_dtype` (float32 | bfloat16) of both networks.
   """
   spec: GanSpec
   style: StyleGANSpec | None = None
   image_shape: tuple[int, int, int] = (32, 32, 1)
+  compute_dtype: str = 'float32'
 
   def __post_init__(self):
+    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
+                            sorted(precision.COMPUTE_DTYPES))
     if (self.spec.arch == 'stylegan') != (self.style is not None):
       raise config_lib.ConfigError(
           f'config.gan.arch={self.spec.arch!r} with{"out" if self.style is None else ""} '
@@ -76,25 +81,30 @@ class Gan:
 
   @functools.cached_property
   def generator(self):
-    """The generator's flax module."""
+    """The generator's flax module (computing in `compute_dtype`)."""
     g, k, shape = self.spec, self.num_classes, self.image_shape
     if g.arch == 'mlp_gan':
-      return gan_models.MLPGenerator(shape, tuple(g.gen_channels), k, g.bn_momentum)
-    if g.arch == 'dcgan':
-      return gan_models.DCGANGenerator(shape, tuple(g.gen_channels), k, g.bn_momentum)
-    s = self.style
-    return stylegan.StyleGenerator(shape, tuple(g.gen_channels), s.w_dim, s.mapping_layers,
-                                   s.mapping_lr_mult, k, s.style_mode, s.affine_lr_mult, s.output)
+      module = gan_models.MLPGenerator(shape, tuple(g.gen_channels), k, g.bn_momentum)
+    elif g.arch == 'dcgan':
+      module = gan_models.DCGANGenerator(shape, tuple(g.gen_channels), k, g.bn_momentum)
+    else:
+      s = self.style
+      module = stylegan.StyleGenerator(shape, tuple(g.gen_channels), s.w_dim, s.mapping_layers,
+                                       s.mapping_lr_mult, k, s.style_mode, s.affine_lr_mult,
+                                       s.output)
+    return precision.with_policy(module, self.compute_dtype)
 
   @functools.cached_property
   def discriminator(self):
-    """The discriminator's flax module."""
+    """The discriminator's flax module (computing in `compute_dtype`)."""
     g, k = self.spec, self.num_classes
     if g.arch == 'mlp_gan':
-      return gan_models.MLPDiscriminator(tuple(g.disc_channels), g.dropout, k)
-    if self.d_bn:
-      return gan_models.DCGANDiscriminator(tuple(g.disc_channels), k, g.bn_momentum)
-    return stylegan.StyleDiscriminator(tuple(g.disc_channels), k, self.style.mbstd_group)
+      module = gan_models.MLPDiscriminator(tuple(g.disc_channels), g.dropout, k)
+    elif self.d_bn:
+      module = gan_models.DCGANDiscriminator(tuple(g.disc_channels), k, g.bn_momentum)
+    else:
+      module = stylegan.StyleDiscriminator(tuple(g.disc_channels), k, self.style.mbstd_group)
+    return precision.with_policy(module, self.compute_dtype)
 
   @property
   def num_ws(self) -> int:
