@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import os
 import socket
 from typing import Any
@@ -20,6 +22,10 @@ from genjax.data import bundled
 
 class DataError(ValueError):
   """A data set that cannot be found, prepared or read."""
+
+
+MANIFEST = 'genjax_files.json'  # {file name: [size, sha256]}, written when genjax prepares a set.
+_HASH_LIMIT_BYTES = 1 << 30  # Larger prepared sets are checked by size only (hashing is slow).
 
 
 def _alternatives() -> str:
@@ -38,13 +44,65 @@ def resolve_data_dir(data_dir: str | None) -> str:
 @contextlib.contextmanager
 def _exclusive(data_dir: str, name: str):
   """Serialises preparation between processes sharing a data dir (pytest workers, hosts)."""
-  os.makedirs(data_dir, exist_ok=True)
-  with open(os.path.join(data_dir, f'.{name}.lock'), 'w') as lock:
+  try:
+    os.makedirs(data_dir, exist_ok=True)
+    lock = open(os.path.join(data_dir, f'.{name}.lock'), 'w')  # pylint: disable=consider-using-with
+  except OSError as e:
+    raise DataError(f'The data dir {data_dir} is not writable ({e.strerror}), and {name!r} must '
+                    'be prepared there first: point --config.data.data_dir (or $TFDS_DATA_DIR) '
+                    'at a writable directory.') from e
+  with lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
       yield
     finally:
       fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _digest(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      h.update(block)
+  return h.hexdigest()
+
+
+def _write_manifest(directory: str) -> None:
+  """Records the size and sha256 of every data file genjax just prepared in `directory`."""
+  if not os.path.isdir(directory):  # Nothing written there (e.g. tfds.testing.mock_data).
+    return
+  names = sorted(n for n in os.listdir(directory) if '.array_record' in n)
+  manifest = {n: [os.path.getsize(os.path.join(directory, n)), _digest(os.path.join(directory, n))]
+              for n in names}
+  tmp = os.path.join(directory, MANIFEST + '.tmp')
+  with open(tmp, 'w') as f:
+    json.dump(manifest, f)
+  os.replace(tmp, os.path.join(directory, MANIFEST))
+
+
+def _damaged_file(directory: str, split: str) -> tuple[str, str] | None:
+  """(file, what is wrong) for the first of `split`'s files that differs from the manifest.
+
+  Sets prepared before manifests existed (or by TFDS elsewhere) have none: not checked here.
+  """
+  try:
+    with open(os.path.join(directory, MANIFEST)) as f:
+      manifest = json.load(f)
+  except FileNotFoundError:
+    return None
+  except (OSError, ValueError) as e:
+    return os.path.join(directory, MANIFEST), f'unreadable: {e}'
+  mine = {n: v for n, v in manifest.items() if f'-{split}.array_record' in n}
+  check_hash = sum(size for size, _ in mine.values()) <= _HASH_LIMIT_BYTES
+  for name, (size, digest) in sorted(mine.items()):
+    path = os.path.join(directory, name)
+    if not os.path.exists(path):
+      return path, 'missing'
+    if os.path.getsize(path) != size:
+      return path, f'{os.path.getsize(path)} bytes, {size} when prepared'
+    if check_hash and _digest(path) != digest:
+      return path, 'its sha256 differs from when it was prepared'
+  return None
 
 
 def _check_online(host: str = 'storage.googleapis.com', timeout_s: float = 5.0) -> None:
@@ -75,6 +133,7 @@ def get_builder(name: str, data_dir: str | None = None, *, download: bool = Fals
         if not builder.is_prepared():
           tfds.disable_progress_bar()
           builder.download_and_prepare()
+          _write_manifest(builder.data_dir)
     return builder
 
   if name.split(':')[0].split('/')[0] not in tfds.list_builders(with_community_datasets=False):
@@ -95,6 +154,7 @@ def get_builder(name: str, data_dir: str | None = None, *, download: bool = Fals
       _check_online()
       with _exclusive(data_dir, builder.name):
         builder.download_and_prepare(file_format='array_record')
+        _write_manifest(builder.data_dir)
     except Exception as e:  # Network, missing TF for image encoding, quota, ...
       raise DataError(
           f'Downloading {name!r} into {data_dir} failed ({type(e).__name__}: {e}). This machine may '
@@ -119,13 +179,23 @@ def get_source(name: str, split: str, data_dir: str | None = None, *, download: 
   splits = builder.info.splits
   plain = '[' not in split and '+' not in split  # 'train[:80%]' etc. are TFDS slicing syntax.
   if splits and plain and split not in splits:
-    raise DataError(f'{name!r} has no split {split!r}; accepted: {sorted(splits)}.')
+    raise DataError(f'{name!r} has no split {split!r} (config.data.train_split, '
+                    f'data.eval_split or eval.split); accepted: {sorted(splits)}.')
 
-  def corrupt(why: str) -> DataError:
-    return DataError(f'The prepared files of {name!r} ({split}) in {builder.data_dir} are corrupt '
-                     f'or incomplete ({why}). Delete that folder and rerun: bundled sets are '
-                     'rebuilt from their packages, TFDS sets re-prepared.')
+  def corrupt(why: str, path: str | None = None) -> DataError:
+    files = path or os.path.join(builder.data_dir, f'{builder.name}-{split}.array_record-*')
+    if name in bundled.BUNDLED:
+      rebuild = (f'python -c "from genjax import data; data.get_builder({name!r}, '
+                 f'{os.path.dirname(os.path.dirname(builder.data_dir))!r})"')
+    else:
+      rebuild = 'rerun with --config.data.download=True on an online machine'
+    return DataError(f'The prepared file {files} of {name!r} ({split}) is corrupt or incomplete '
+                     f'({why}). Delete that folder and rebuild it: rm -rf {builder.data_dir} '
+                     f'&& {rebuild} (or rerun your command, which does it).')
 
+  damaged = _damaged_file(builder.data_dir, split.split('[')[0]) if plain else None
+  if damaged:
+    raise corrupt(damaged[1], damaged[0])
   try:
     source = builder.as_data_source(split=split)
     found = len(source)

@@ -17,6 +17,7 @@ from typing import Callable
 import jax
 import numpy as np
 
+from genjax import config as config_lib
 from genjax.metrics import weights_file
 from genjax.models.classifier import CNNClassifier
 
@@ -110,5 +111,7 @@ EXTRACTORS = {'mnist5k_classifier': mnist5k_classifier, 'inception_v3': inceptio
 def get_extractor(name: str, path: str | None = None) -> FeatureExtractor:
   """The extractor `name`, from its default weights or from `path`."""
   if name not in EXTRACTORS:
-    raise ValueError(f'Unknown eval.feature_extractor {name!r}; accepted: {sorted(EXTRACTORS)}.')
+    raise config_lib.ConfigError(
+        f'Unknown feature extractor {name!r} (config.eval.feature_extractor or '
+        f'gan.monitor_classifier); accepted: {sorted(EXTRACTORS)} or None.')
   return EXTRACTORS[name]() if path is None else EXTRACTORS[name](path)

@@ -6,6 +6,7 @@ state (resumed from the latest checkpoint when there is one); `evaluate` and
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -24,6 +25,7 @@ from genjax.methods import EvalContext, Method, make_method
 from genjax.methods import sampling
 from genjax.core import sharding, writers
 from genjax.core.checkpoint import Checkpointer
+from genjax.metrics import extractors
 from genjax.core.state import TrainState
 from genjax.viz.grid import save_grid
 
@@ -50,16 +52,17 @@ class Run:
 
 def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   """Validates `config` and builds everything a command needs, without touching state."""
-  config_lib.validate(config)
-  methods.check_groups(config)
-  mesh = sharding.make_mesh(config.mesh)
-  sharding.check_batch_size(config.data.batch_size, mesh)
-  pipeline = data.make_train_pipeline(config, jax.process_index(), jax.process_count())
+  check(config)
+  with as_config_error():
+    mesh = sharding.make_mesh(config.mesh)
+    sharding.check_batch_size(config.data.batch_size, mesh)
+    pipeline = data.make_train_pipeline(config, jax.process_index(), jax.process_count())
   example = {k: jnp.zeros((1,) + s.shape[1:], s.dtype)
              for k, s in data.batch_spec(pipeline).items()}
-  method = make_method(config, example['image'].shape[1:])
   init_key, train_key, eval_key = jax.random.split(jax.random.key(config.seed), 3)
-  abstract = jax.eval_shape(lambda k: method.init(k, example), init_key)
+  with as_config_error():  # A model that does not fit the data's shapes (gan.disc_channels).
+    method = make_method(config, example['image'].shape[1:])
+    abstract = jax.eval_shape(lambda k: method.init(k, example), init_key)
   return Run(config=config, workdir=os.path.abspath(workdir), mesh=mesh, method=method,
              pipeline=pipeline, example=example, abstract_state=abstract,
              state_shardings=sharding.state_shardings(abstract, mesh),
@@ -67,25 +70,77 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
              init_key=init_key, train_key=train_key, eval_key=eval_key)
 
 
+def check(config: ml_collections.ConfigDict) -> None:
+  """The checks of `config` that need no device: a bad value fails here, before any work.
+
+  Besides the shared groups and the family's groups, what only the evaluation at the end of
+  training would read: the feature extractor's name and the evaluation splits.
+
+  Raises:
+    ConfigError: naming the key and what is accepted.
+  """
+  config_lib.validate(config)
+  methods.check_groups(config)
+  if config.eval.feature_extractor not in (None, *extractors.EXTRACTORS):
+    raise config_lib.ConfigError(
+        f'config.eval.feature_extractor={config.eval.feature_extractor!r} is not accepted; '
+        f'choose one of {sorted(extractors.EXTRACTORS)} or None.')
+  splits = _splits(config)
+  for key in ('eval.split', 'data.eval_split'):
+    group, field = key.split('.')
+    split = config[group][field]
+    name = split.split('[')[0] if isinstance(split, str) else split  # 'test[:50%]': TFDS slicing.
+    if splits and '+' not in str(split) and name not in splits:
+      raise config_lib.ConfigError(f'config.{key}={split!r} is not a split of '
+                                   f'{config.data.name!r}; accepted: {sorted(splits)}.')
+
+
+def _splits(config: ml_collections.ConfigDict) -> list[str]:
+  """The data set's split names ([] where unknown here: a view, an unprepared TFDS set)."""
+  try:
+    builder = data.get_builder(config.data.name, config.data.data_dir,
+                               download=config.data.download)
+  except data.DataError:  # Reported with its own message when the pipeline reads it.
+    return []
+  return list(builder.info.splits or [])
+
+
+@contextlib.contextmanager
+def as_config_error():
+  """The ValueErrors of the mesh, the pipeline and the model's construction (mesh.fsdp=0,
+  data.pad_to too small, channels that do not fit the images) are the config's: a user's
+  error (one line at the CLI; --debug shows the traceback)."""
+  try:
+    yield
+  except data.DataError:
+    raise
+  except ValueError as e:
+    raise config_lib.ConfigError(str(e)) from e
+
+
 def restore_or_init(run: Run, *, require_checkpoint: bool = False) -> TrainState:
-  """The latest checkpoint of the run, restored sharded; else a fresh sharded init."""
-  step = run.checkpointer.latest_step()
-  if step is None:
-    if require_checkpoint:
-      raise FileNotFoundError(f'No checkpoint in {run.checkpointer.directory}; train first with '
-                              f'`genjax train --config=... --workdir={run.workdir}`.')
-    return jax.jit(run.init_state, out_shardings=run.state_shardings)(run.init_key)
+  """The latest valid checkpoint of the run, restored sharded; else a fresh sharded init.
+
+  A damaged newest checkpoint is moved aside with a warning and the previous one restored
+  (`Checkpointer.restore_latest_valid`); if every checkpoint is damaged, CheckpointError.
+  """
   target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                         run.abstract_state, run.state_shardings)
   try:
-    return run.checkpointer.restore(target, step)
+    state, step = run.checkpointer.restore_latest_valid(target, set_aside=not require_checkpoint)
   except (ValueError, KeyError, TypeError) as e:  # A checkpoint of another model or config.
     c = run.config
     raise config_lib.ConfigError(
-        f'The checkpoint {run.checkpointer.directory}/{step} does not fit this config (method '
-        f'{c.method!r}): {str(e)[:300]}. Use the config the run was '
+        f'The checkpoint {run.checkpointer.directory}/{run.checkpointer.latest_step()} does not '
+        f'fit this config (method {c.method!r}): {str(e)[:300]}. Use the config the run was '
         f'trained with (its copy: {run.workdir}/config.json) or a fresh --workdir; the '
         f'checkpoint is left untouched.') from e
+  if step is not None:
+    return state
+  if require_checkpoint:
+    raise FileNotFoundError(f'No checkpoint in {run.checkpointer.directory}; train first with '
+                            f'`genjax train --config=... --workdir={run.workdir}`.')
+  return jax.jit(run.init_state, out_shardings=run.state_shardings)(run.init_key)
 
 
 def host_local(state: TrainState, mesh: Mesh) -> TrainState:

@@ -66,6 +66,11 @@ class GanSpec:
     config_lib.check_range('gan.mode_seeking', self.mode_seeking, low=0.0)
     config_lib.check_range('gan.standing_stats_size', self.standing_stats_size, low=0)
     config_lib.check_range('gan.latent_dim', self.latent_dim, low=1)
+    if self.d_lr is not None:  # None: optim.lr's (checked there).
+      config_lib.check_range('gan.d_lr', self.d_lr, low=0.0, low_open=True)
+    for key in ('d_b1', 'd_b2'):
+      if getattr(self, key) is not None:
+        config_lib.check_range(f'gan.{key}', getattr(self, key), low=0.0, high=1.0, high_open=True)
     try:
       augment.parse_policy(self.diff_augment)
     except ValueError as e:
@@ -119,3 +124,5 @@ class StyleGANSpec:
     config_lib.check_range('stylegan.style_mixing_prob', self.style_mixing_prob, low=0.0, high=1.0)
     config_lib.check_range('stylegan.w_avg_beta', self.w_avg_beta, low=0.0, high=1.0)
     config_lib.check_range('stylegan.mapping_layers', self.mapping_layers, low=1)
+    for key in ('mapping_lr_mult', 'affine_lr_mult'):  # Equalized lr divides by them.
+      config_lib.check_range(f'stylegan.{key}', getattr(self, key), low=0.0, low_open=True)
