@@ -37,6 +37,9 @@ from genjax.diffusion.samplers.multistep import (sample_dpmpp_2m, sample_dpmpp_2
 from genjax.diffusion.samplers.single_step import (sample_ddim, sample_ddpm, sample_dpmpp_2s,
                                                    sample_euler, sample_euler_ancestral,
                                                    sample_heun, sample_pc_langevin)
+# RePaint conditions on known pixels (knobs `known`, `mask`), so it is not in SAMPLERS, whose
+# samplers draw from the model unconditionally.
+from genjax.diffusion.samplers.repaint import repaint_nfe, repaint_schedule, sample_repaint
 
 # name -> sampler: the library, explicit.
 SAMPLERS: dict[str, Callable[..., jax.Array]] = {

@@ -1,0 +1,40 @@
+"""Partial-convolution U-Net inpainting (Liu et al. 2018) on the 4,000 mnist5k training digits.
+
+Launch:
+  genjax train --config=configs/pconv_mnist.py --workdir=runs/pconv
+  genjax eval --workdir=runs/pconv        # every hole-ratio bin's fixed masks, the test split
+  genjax inpaint --workdir=runs/pconv --image=digit.png --mask=random:0.3 --out=filled.png
+
+The paper's loss (valid, hole x6, perceptual x0.05, style x120, TV x0.1) with the shipped
+mnist5k classifier's feature maps as the feature network; free-form training masks with
+hole ratios in [0.01, 0.6]. Measured numbers per bin (beside the biharmonic baseline, the
+seed's autoencoder and RePaint): experiments/inpainting/README.md.
+"""
+from configs import base
+
+
+def get_config(variant=None):
+  c = base.get_config('inpaint')
+  c.inpaint.arch = 'pconv'
+  c.inpaint.channels = (32, 64, 128)
+  c.inpaint.kernel_sizes = (5, 3, 3)
+  c.inpaint.feature_net = 'classifier'
+  c.data.batch_size = 64
+  c.optim.lr = 1e-3
+  c.optim.schedule = 'warmup_cosine'
+  c.optim.warmup_steps = 100
+  c.train.num_steps = 3000
+  c.train.eval_every_steps = 3000
+  c.train.checkpoint_every_steps = 500
+  c.train.images_every_steps = 3000
+  return base.with_variant(c, variant, {'smoke': smoke})
+
+
+def smoke(c):
+  c = base.smoke(c)
+  c.inpaint.channels = (8, 16)
+  c.inpaint.kernel_sizes = (3, 3)
+  c.inpaint.mask_bank_size = 16
+  c.eval.num_examples = 16
+  c.data.eval_batch_size = 16
+  return c
