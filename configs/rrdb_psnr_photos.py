@@ -1,0 +1,51 @@
+"""RRDB-PSNR x4 on the bundled photos: random 64x64 HR crops, tested on flower and rocket whole.
+
+Launch:
+  genjax train --config=configs/rrdb_psnr_photos.py --workdir=runs/rrdb_psnr_photos
+
+The input pipeline batches equal shapes only, so the eight training photos are first
+resized (antialiased bilinear, PIL) to 288x288 (data.resize_to: a downscale of every one),
+then each step takes a random 64x64 crop per batch image with a random flip; the two
+held-out photos are evaluated at full size (modcropped to a multiple of 4): PSNR/SSIM on Y,
+4-px border crop, beside bicubic and nearest. The small RRDB of the digit runs (nf 32, gc 16,
+4 blocks). Measured (2026-12-06): PSNR (Y) 31.80 / 29.98 dB on flower / rocket against bicubic's
+30.72 / 30.00 (+0.53 dB mean; the >= 1 dB goal is not met by this short run):
+experiments/super_resolution/README.md.
+"""
+from configs import base
+from configs import rrdb_psnr_mnist
+
+
+def photos(c):
+  """The photo data: 288x288 resized training photos, 64x64 crops, flips, no FID."""
+  c.data.name = 'photos'
+  c.data.resize_to = 288
+  c.data.batch_size = 8
+  c.data.eval_batch_size = 8
+  c.eval.feature_extractor = None
+  c.eval.sample_batch_size = 8
+  c.sr.crop_size = 64
+  c.sr.random_flip = True
+  return c
+
+
+def smoke(c):
+  c = rrdb_psnr_mnist.smoke(c)
+  c.data.batch_size = 8
+  c.sr.crop_size = 32
+  return c
+
+
+def get_config(variant=None):
+  c = photos(rrdb_psnr_mnist.small_rrdb(base.get_config('sr')))
+  c.sr.arch = 'rrdb_psnr'
+  c.optim.lr = 5e-4
+  c.optim.schedule = 'cosine'
+  c.optim.end_lr_factor = 0.1
+  c.train.num_steps = 500
+  c.train.log_every_steps = 50
+  c.train.eval_every_steps = 500
+  c.train.checkpoint_every_steps = 500
+  c.train.images_every_steps = 500
+  c.train.ema_decay = 0.999
+  return base.with_variant(c, variant, {'smoke': smoke})
