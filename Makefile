@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/demo
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test test-all venv bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/genjax demo --workdir=$(WORKDIR)
 
+# CI's suite (30 minutes on 2 cores); test-all adds the tests marked slow (more kill -9 families,
+# two-process faults).
 test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow" tests
+
+test-all: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q tests
 
 # PyTorch comparison benchmarks (issue 7); torch stays out of genjax itself.

@@ -69,6 +69,14 @@ def get_config(method: str = 'classifier', *groups: str) -> ml_collections.Confi
       # XLA:CPU's convolution library, 'ynnpack' (XLA's default) or 'eigen': process-wide,
       # set by genjax commands; faster per model (genjax/core/xla_cpu.py).
       xla_cpu_convolutions='ynnpack',
+      # Mixed precision: 'bfloat16' computes in bf16, parameters, optimizer state, EMA, norm
+      # statistics, softmax and losses float32 (genjax/core/precision.py); 'float32': all f32.
+      compute_dtype='float32',
+      # k > 1: each step splits data.batch_size into k micro-batches, accumulates their mean
+      # gradient and makes one update: the step on the whole batch in 1/k of the activations.
+      grad_accum_steps=1,
+      # Compile the step ahead of time and log achieved FLOP/s and MFU from XLA's cost analysis.
+      log_flops=True,
   )
 
   c.eval = dict(
@@ -77,7 +85,8 @@ def get_config(method: str = 'classifier', *groups: str) -> ml_collections.Confi
       # Sample quality (generative methods): N samples against the split, floor = N train images.
       num_samples=1000,
       sample_batch_size=250,
-      feature_extractor='mnist5k_classifier',  # None: no sample-quality metrics.
+      # None: no sample-quality metrics (a typed reference, so `--config.eval.feature_extractor=None`).
+      feature_extractor=config_dict.FieldReference('mnist5k_classifier', field_type=str),
       feature_extractor_path=config_dict.placeholder(str),  # None: the extractor's default weights.
       kid_subset_size=500,
       kid_num_subsets=50,

@@ -9,7 +9,8 @@ config lacks is refused before any work, naming the family that owns it.
 Several processes (hosts, or local processes for testing) join through
 `jax.distributed`: pass --coordinator_address, --num_processes and
 --process_id, or --distributed to let JAX detect a cluster (SLURM, TPU, ...).
-User errors print one line, `genjax: <Kind>: <what to change>`, and exit 2.
+User errors print one line, `genjax: <Kind>: <what to change>`, and exit 2; `--debug`
+shows their traceback instead.
 """
 from __future__ import annotations
 
@@ -24,10 +25,16 @@ from absl import app, flags, logging
 
 from genjax.tools import commands
 from genjax.tools.commands import parse_labels  # noqa: F401  # Re-exported (genjax.main's API).
+from genjax.tools import inpaint as inpaint_tool  # Defines the inpaint verb's flags.
+from genjax.tools import upscale as upscale_tool  # Defines the upscale verb's flags.
+from genjax.tools import generate as generate_tool  # Defines the generate verb's flags.
 
 _REPO = commands.REPO
 DEMO_CONFIG = commands.DEMO_CONFIG
 _JAX_FLAGS = commands.JAX_FLAGS
+# Every verb reads it; not in commands.OWN_FLAGS, so no verb refuses it.
+_DEBUG = flags.DEFINE_bool('debug', False, 'Show the traceback of a user\'s error (a bad '
+                           'config, a missing file, ...) instead of its one line.')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,11 +78,13 @@ VERBS = {
         commands.run_sample,
         {'workdir': None, 'out': 'The .npz to write: images uint8 [N, H, W, C], labels [N] '
          '(conditional models), seed, step.', 'num': None, 'labels': None, 'seed': None,
+         'prompts': None,
          'config': 'The run\'s config (default: its config.json), to override fields, e.g. '
          '--config.eval.sample_batch_size=...', **dict.fromkeys(_JAX_FLAGS)},
         ('genjax sample --workdir=runs/vae --num=1000 --out=samples.npz',
          'genjax sample --workdir=runs/cvae --num=100 --labels=3 --out=threes.npz',
-         'genjax sample --workdir=runs/cvae --num=30 --labels=0,1,2 --seed=7 --out=s.npz'),
+         'genjax sample --workdir=runs/cvae --num=30 --labels=0,1,2 --seed=7 --out=s.npz',
+         'genjax sample --workdir=runs/ldm --prompts=prompts.txt --num=100 --out=s.npz'),
         required=('workdir', 'out')),
     'demo': Verb(
         'Train and evaluate the flagship (DDPM on mnist5k) in a few minutes.',
@@ -103,6 +112,15 @@ VERBS = {
          '--output=vgg19.npz',
          'genjax convert-vgg --input=vgg16-397923af.pth --output=vgg16.npz --arch=vgg16'),
         required=('input', 'output')),
+    'convert-diffusers': Verb(
+        'Convert a diffusers UNet2DModel (e.g. google/ddpm-cifar10-32) into a genjax diffusion run.',
+        lambda: __import__('genjax.tools.convert_diffusers', fromlist=['_']).run_command(),
+        {'input': 'The diffusers model folder (config.json + diffusion_pytorch_model.safetensors '
+         'or .bin), e.g. ddpm-cifar10-32/unet.',
+         'workdir': 'The genjax run to create (config.json + a step-0 checkpoint).',
+         'config': 'The diffusion config to start from (default: configs/ddpm_cifar10.py).'},
+        ('genjax convert-diffusers --input=ddpm-cifar10-32/unet --workdir=runs/ddpm_cifar10_hub',),
+        required=('input', 'workdir')),
     'export-extractor': Verb(
         'Export a trained mnist5k classifier run as the bundled feature extractor.',
         commands.run_export_extractor,
@@ -122,6 +140,44 @@ VERBS = {
          'genjax stylize --content=photo.jpg --style=painting.png --out=out.png '
          '--weights=vgg19.npz --optimizer=lbfgs --steps=200 --max_side=384'),
         required=('content', 'style', 'out')),
+    'inpaint': Verb(
+        'Fill the holes of images with an inpainting run, or a diffusion run (RePaint).',
+        inpaint_tool.run_verb,
+        {f: None for f in inpaint_tool.FLAGS} | {
+            'workdir': 'An inpainting run (its network fills) or an unconditional diffusion '
+                       'run (RePaint fills, at its sample.num_steps).',
+            'out': 'The PNG (with --image) or .npz (with --images: uint8 images [N, H, W, C], '
+                   'masks, seed, step) to write.',
+            'seed': 'Seed of --mask=random:R and of RePaint\'s noise (default config.seed).'},
+        ('genjax inpaint --workdir=runs/pconv --image=digit.png --mask=mask.png --out=o.png',
+         'genjax inpaint --workdir=runs/pconv --image=digit.png --mask=random:0.3 --out=o.png',
+         'genjax inpaint --workdir=runs/ddpm --images=x.npz --masks=m.npz --out=filled.npz '
+         '--jump_n_sample=10'),
+        required=('workdir', 'out')),
+    'generate': Verb(
+        'Draw images of a text prompt with a latent diffusion run (PNG grid or .npz).',
+        generate_tool.run_verb,
+        {f: None for f in generate_tool.FLAGS} | {
+            'workdir': 'A latent diffusion run (genjax train --config=configs/ldm_mnist.py), or '
+                       'its pipeline directory.',
+            'out': 'A .png (grid) or .npz (images uint8 [N, H, W, C], prompts, seed, guidance, '
+                   'step) to write.',
+            'num': 'Number of images.'},
+        ('genjax generate --workdir=runs/ldm --prompt="a thick seven leaning right" --num=16 '
+         '--guidance=3 --out=grid.png',
+         'genjax generate --workdir=runs/ldm --prompt="the digit 3, thin and upright" --num=100 '
+         '--seed=7 --out=threes.npz'),
+        required=('workdir', 'out')),
+    'upscale': Verb(
+        'Upscale an image (or an .npz of images) 4x with a super-resolution run.',
+        upscale_tool.run,
+        {**upscale_tool.FLAGS, 'keep_freed_memory': None},
+        ('genjax upscale --workdir=runs/rrdb_psnr_photos --image=photo.png --out=big.png',
+         'genjax upscale --workdir=runs/esrgan_mnist --alpha=0.8 --image=digit.png --out=o.png',
+         'genjax upscale --workdir=runs/rrdb_psnr_mnist --images=samples.npz --out=up.npz',
+         'genjax upscale --workdir=runs/rrdb_psnr_photos --image=large.png --out=o.png '
+         '--tile=128'),
+        required=('workdir', 'out')),
 }
 
 
@@ -163,7 +219,8 @@ def _is_users_error(error: Exception) -> bool:
   """
   kinds = [FileNotFoundError, app.UsageError]
   for module, name in (('genjax.config', 'ConfigError'), ('genjax.data', 'DataError'),
-                       ('genjax.train.loop', 'NonFiniteLossError')):
+                       ('genjax.train.loop', 'NonFiniteLossError'),
+                       ('genjax.core.checkpoint', 'CheckpointError')):
     if module in sys.modules:
       kinds.append(getattr(sys.modules[module], name))
   return isinstance(error, tuple(kinds))
@@ -173,9 +230,46 @@ def main(argv) -> None:
   try:
     _main(argv)
   except Exception as e:  # pylint: disable=broad-except
-    if not _is_users_error(e):
+    lost = [] if _is_users_error(e) else _lost_processes()
+    if lost and not _DEBUG.value:  # A peer died: say which, not a collective's traceback.
+      import jax  # pylint: disable=g-import-not-at-top
+      print(f'genjax: LostProcess: process {", ".join(map(str, lost))} of '
+            f'{jax.process_count()} stopped responding ({type(e).__name__}); process '
+            f'{jax.process_index()} stops too. Restart every process with the same command to '
+            'resume from the last checkpoint.', file=sys.stderr, flush=True)
+      os._exit(3)  # pylint: disable=protected-access  # No shutdown barrier with a dead peer.
+    if not _is_users_error(e) or _DEBUG.value:
       raise
     commands.fail(e)
+
+
+def _lost_processes(wait_s: float = 60.0) -> list[int]:
+  """The processes of a multi-process run that the coordination service has lost.
+
+  A collective with a dead peer fails at once, but the service notices the death only when
+  the peer's heartbeats stop for its timeout (genjax.tools.commands sets it): ask until then.
+  """
+  if 'jax' not in sys.modules:
+    return []
+  import time  # pylint: disable=g-import-not-at-top
+
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax._src import distributed  # pylint: disable=g-import-not-at-top
+
+  client = distributed.global_state.client
+  if client is None or jax.process_count() == 1:
+    return []
+  everyone = list(range(jax.process_count()))
+  deadline = time.monotonic() + wait_s
+  while True:
+    try:
+      live = client.get_live_nodes(everyone)
+    except Exception:  # pylint: disable=broad-except  # The coordinator (process 0) is gone.
+      return [0] if jax.process_index() != 0 else []
+    lost = [p for p in everyone if p not in live]
+    if lost or time.monotonic() > deadline:
+      return lost
+    time.sleep(1.0)
 
 
 def _main(argv) -> None:
@@ -253,6 +347,8 @@ def check_overrides(argv: list[str]) -> None:
     for key in keys:
       methods.check_key(config, key)
   except (config_lib.ConfigError, ValueError, FileNotFoundError) as e:
+    if '--debug' in argv:  # Flags are not parsed yet: read --debug from the command line.
+      raise
     commands.fail(e if isinstance(e, config_lib.ConfigError) else config_lib.ConfigError(str(e)))
 
 
@@ -272,11 +368,28 @@ def _take_none_overrides(argv: list[str]) -> list[str]:
 
 def apply_none_overrides(config) -> None:
   for dotted in _NONE_OVERRIDES:
-    *groups, key = dotted.split('.')
-    node = config
-    for g in groups:
-      node = node[g]
-    node[key] = None
+    set_none(config, dotted)
+
+
+def set_none(config, dotted: str) -> None:
+  """`--config.KEY=None`: sets None where the field may be None, else a ConfigError.
+
+  ml_collections lets None replace any value, but only a field declared as optional (a
+  placeholder: None by default in configs/base.py or in the family's spec) means something
+  by it; elsewhere None would fail deep inside the run, with a traceback.
+  """
+  from genjax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_dict  # pylint: disable=g-import-not-at-top
+
+  *groups, key = dotted.split('.')
+  node = config
+  for g in groups:
+    node = node[g]
+  field = node._fields.get(key)  # pylint: disable=protected-access  # Placeholders are refs.
+  if field is not None and not isinstance(field, config_dict.FieldReference):
+    raise config_lib.ConfigError(f'config.{dotted} cannot be None; it takes a '
+                                 f'{type(field).__name__}, e.g. {field!r}.')
+  node[key] = None
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -284,6 +397,8 @@ def _parse_flags(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except (flags.Error, ValueError) as e:
+    if '--debug' in argv:
+      raise
     commands.fail(e if isinstance(e, flags.Error) else app.UsageError(str(e)))
 
 

@@ -14,7 +14,7 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.xdist_group('cli')
 
 VERBS = ('train', 'eval', 'sample', 'demo', 'convert-inception', 'convert-vgg',
-         'export-extractor', 'stylize')
+         'convert-diffusers', 'export-extractor', 'stylize', 'inpaint', 'generate', 'upscale')
 
 
 def _genjax(*args, timeout=300):

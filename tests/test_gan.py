@@ -340,7 +340,7 @@ def test_packed_conditional_dcgan_step():
   one_by_one = head.apply(params, phi, pairs[:, 0]) + head.apply(params, phi, pairs[:, 1])
   np.testing.assert_allclose(head.apply(params, phi, pairs), one_by_one - bias_only,
                              rtol=1e-5, atol=1e-5)
-  with pytest.raises(ConfigError, match=r'config\.gan\.d_pack=0 must be >= 1'):
+  with pytest.raises(ConfigError, match=r'config\.gan\.d_pack=0 must be > 0'):
     gan.make(_tiny_cdcgan(gan__d_pack=0), (16, 16, 1))
 
 

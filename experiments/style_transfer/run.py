@@ -1,8 +1,9 @@
 """Neural style transfer on bundled photos with the offline default (random-weight VGG19).
 
     .venv/bin/python experiments/style_transfer/run.py --side=128 --adam_steps=60 --lbfgs_steps=20
+    .venv/bin/python experiments/style_transfer/run.py --side=256 --content=coffee --tag=_coffee256
 
-Writes, beside this file: panels.png (content, style, Adam, L-BFGS, noise init, colour
+Writes, beside this file (names end with --tag): panels.png (content, style, Adam, L-BFGS, noise init, colour
 preserved), losses.png (content and style loss against iterations and wall time, Adam vs
 L-BFGS) and results.json (final losses, seconds, and distances under a VGG19 of another seed).
 """
@@ -40,11 +41,18 @@ def main():
   parser.add_argument('--adam_steps', type=int, default=60)
   parser.add_argument('--lbfgs_steps', type=int, default=20)
   parser.add_argument('--content', default='astronaut', choices=['astronaut', 'coffee', 'chelsea'])
+  parser.add_argument('--style', default='texture',
+                      help="'texture' (procedural waves x rings) or a skimage.data photo name")
+  parser.add_argument('--tag', default='', help='suffix of the written files, e.g. _coffee256')
   args = parser.parse_args()
   photo = getattr(skimage.data, args.content)()
   content = skimage.transform.resize(photo, (args.side, args.side), anti_aliasing=True)
   content = content.astype(np.float32)
-  style = texture(args.side)
+  if args.style == 'texture':
+    style = texture(args.side)
+  else:
+    style = skimage.transform.resize(getattr(skimage.data, args.style)()[..., :3],
+                                     (args.side, args.side), anti_aliasing=True).astype(np.float32)
   runs = {
       'Adam': dict(optimizer='adam', steps=args.adam_steps),
       'L-BFGS': dict(optimizer='lbfgs', steps=args.lbfgs_steps),
@@ -67,10 +75,10 @@ def main():
                      'style': [float(history['style'][0]), float(history['style'][-1])],
                      'check_seed1_before': before, 'check_seed1_after': after}
     print(name, json.dumps(results[name]), flush=True)
-  results['setup'] = {'side': args.side, 'content': args.content, 'style': 'procedural texture',
+  results['setup'] = {'side': args.side, 'content': args.content, 'style': args.style,
                       'network': 'random-weight VGG19, He init, seed 0', 'date': '2026-12-06',
                       'machine': '2-core CPU (shared)'}
-  with open(os.path.join(HERE, 'results.json'), 'w') as f:
+  with open(os.path.join(HERE, f'results{args.tag}.json'), 'w') as f:
     json.dump(results, f, indent=2)
   panels = [('content', content), ('style', style)] + list(images.items())
   fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3))
@@ -79,7 +87,7 @@ def main():
     ax.set_title(title, fontsize=9)
     ax.axis('off')
   fig.tight_layout()
-  fig.savefig(os.path.join(HERE, 'panels.png'), dpi=100)
+  fig.savefig(os.path.join(HERE, f'panels{args.tag}.png'), dpi=100)
   fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
   for name in ('Adam', 'L-BFGS'):
     h = histories[name]
@@ -93,7 +101,7 @@ def main():
     ax.set_xlabel(xlabel)
     ax.legend()
   fig.tight_layout()
-  fig.savefig(os.path.join(HERE, 'losses.png'), dpi=100)
+  fig.savefig(os.path.join(HERE, f'losses{args.tag}.png'), dpi=100)
 
 
 if __name__ == '__main__':

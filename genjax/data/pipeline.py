@@ -9,6 +9,7 @@ batch does not depend on the number of processes or devices.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Iterator
 
 import grain
@@ -160,24 +161,58 @@ def load_split(config: ml_collections.ConfigDict, split: str,
   Returns:
     {'image': float32 [N, H, W, C] in [-1, 1], 'label': int32 [N] (if labelled)}.
   """
+  if config.data.name in VIEWS:
+    arrays = _read_view(config, split)
+    return {k: v[:max_examples] for k, v in arrays.items()}
   source = sources.get_source(config.data.name, split, config.data.data_dir,
                               download=config.data.download)
   return read_split(source, make_preprocess(config), max_examples)
 
 
+# Views: a data set with fields added to its preprocessed arrays by a stage, on the same
+# splits. name -> the data set it views. `mnist5k_captions`: genjax.data.captions.add_captions.
+VIEWS = {'mnist5k_captions': 'mnist5k'}
+
+
+def _read_view(config: ml_collections.ConfigDict, split: str) -> dict[str, np.ndarray]:
+  """A view's whole split: the viewed set's arrays, then the stage (it may read the train split)."""
+  c = config.data
+  return _view_split(c.name, split, c.train_split, c.data_dir, c.download,
+                     make_preprocess(config))
+
+
+@functools.lru_cache(maxsize=8)  # Evaluation reads the same splits again: stage them once.
+def _view_split(name: str, split: str, train_split: str, data_dir, download: bool,
+                preprocess: Preprocess) -> dict[str, np.ndarray]:
+  from genjax.data import captions  # pylint: disable=g-import-not-at-top  # Only views need it.
+
+  def read(s):
+    return read_split(sources.get_source(VIEWS[name], s, data_dir, download=download), preprocess)
+  train = read(train_split)
+  return captions.add_captions(train if split == train_split else read(split), train)
+
+
 def make_train_pipeline(config: ml_collections.ConfigDict, process_index: int = 0,
                         process_count: int = 1) -> InputPipeline:
   """The training pipeline described by `config.data` (see `InputPipeline`)."""
-  source = sources.get_source(config.data.name, config.data.train_split, config.data.data_dir,
-                              download=config.data.download)
+  if config.data.name in VIEWS:  # Already preprocessed, in memory.
+    source, preprocess, cache = _Rows(_read_view(config, config.data.train_split)), _identity, False
+  else:
+    source = sources.get_source(config.data.name, config.data.train_split, config.data.data_dir,
+                                download=config.data.download)
+    preprocess, cache = make_preprocess(config), config.data.cache
   return InputPipeline(source, global_batch_size=config.data.batch_size, seed=config.seed,
-                       preprocess_fn=make_preprocess(config), process_index=process_index,
+                       preprocess_fn=preprocess, process_index=process_index,
                        process_count=process_count, num_threads=config.data.num_threads,
-                       prefetch_batches=config.data.prefetch_batches, cache=config.data.cache)
+                       prefetch_batches=config.data.prefetch_batches, cache=cache)
+
+
+def _identity(example: dict) -> dict:
+  return example
 
 
 def batch_spec(pipeline: InputPipeline) -> dict[str, Any]:
   """Global shapes and dtypes of one batch: {'image': ShapeDtypeStruct [B, H, W, C], ...}."""
-  local = pipeline[0]
+  one = _stack([pipeline._examples[0]])  # One example: a huge batch size must not be read here.
   return {k: jax.ShapeDtypeStruct((pipeline.global_batch_size,) + v.shape[1:], v.dtype)
-          for k, v in local.items()}
+          for k, v in one.items()}

@@ -14,7 +14,9 @@ from typing import Any
 import ml_collections
 
 from genjax import config as config_lib
-from genjax.methods import classifier, config_v1, diffusion, gan, vae
+from genjax.methods import classifier, config_v1, diffusion, gan, inpaint, vae
+from genjax.methods import sr
+from genjax.methods import ldm
 from genjax.methods.api import EvalContext, Method, StateSpec
 
 
@@ -31,6 +33,11 @@ METHODS = {
     'classifier': classifier.make,
     'diffusion': diffusion.make,
     'gan': gan.make,
+    'ldm': ldm.make_ldm,
+    'ldm_autoencoder': ldm.make_autoencoder,
+    'ldm_clip': ldm.make_clip,
+    'inpaint': inpaint.make,
+    'sr': sr.make,
     'vae': vae.make,
 }
 
@@ -41,6 +48,11 @@ GROUPS = {
     'gan': Group('gan', gan.GanSpec, 'MLP GAN, DCGAN, StyleGAN'),
     'stylegan': Group('gan', gan.StyleGANSpec, "StyleGAN's extras, with gan.arch='stylegan'"),
     'diffusion': Group('diffusion', diffusion.DiffusionSpec, 'diffusion U-Net and training'),
+    'ldm': Group('ldm', ldm.LDMSpec, 'latent diffusion text-to-image: the latent U-Net'),
+    'ldm_autoencoder': Group('ldm_autoencoder', ldm.AutoencoderSpec, "LDM's KL autoencoder"),
+    'ldm_clip': Group('ldm_clip', ldm.ClipSpec, 'CLIP-style text encoder pre-training'),
+    'inpaint': Group('inpaint', inpaint.InpaintSpec, 'masked autoencoder, partial-conv U-Net'),
+    'sr': Group('sr', sr.SRSpec, 'super-resolution: RRDB-PSNR, ESRGAN, SR3 diffusion'),
 }
 
 

@@ -80,7 +80,9 @@ def _init_distributed() -> None:
   if _COORDINATOR.value or (_NUM_PROCESSES.value or 1) > 1:
     # CPU collectives across processes need gloo; accelerators ignore this.
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    # A dead peer is declared lost after 20 s without heartbeats (JAX's default: 100 s).
+    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                               heartbeat_timeout_seconds=20)
   elif _DISTRIBUTED.value:
     jax.distributed.initialize()
 
@@ -104,19 +106,24 @@ def _run_config():
   return CONFIG.value or trained_lib.workdir_config(_WORKDIR.value)
 
 
-def _train(config, workdir: str) -> None:
+def _train(config, workdir: str, train_fn=None) -> None:
   from genjax.train import loop  # pylint: disable=g-import-not-at-top
 
   _start_jax(config)
   try:
-    loop.train(config, workdir)
+    (train_fn or loop.train)(config, workdir)
   except loop.Interrupted as e:
     print(e, flush=True)
     sys.exit(128 + e.signum)
 
 
 def run_train() -> None:
-  _train(CONFIG.value, _WORKDIR.value)
+  from genjax.train import loop, pipeline  # pylint: disable=g-import-not-at-top
+
+  if pipeline.is_pipeline(CONFIG.value):  # Latent diffusion: its stages first, in <workdir>/<stage>.
+    _train(CONFIG.value, _WORKDIR.value, lambda c, w: pipeline.train(c, w, loop.train))
+  else:
+    _train(CONFIG.value, _WORKDIR.value)
 
 
 def run_demo() -> None:
@@ -177,8 +184,13 @@ def run_sample() -> None:
   from genjax.train import trained as trained_lib  # pylint: disable=g-import-not-at-top
   from genjax.viz.grid import to_uint8  # pylint: disable=g-import-not-at-top
 
-  workdir, out = _WORKDIR.value, _OUT.value
-  config = _run_config()
+  from genjax.train import pipeline  # pylint: disable=g-import-not-at-top
+
+  workdir, out = pipeline.resolve_workdir(_WORKDIR.value), _OUT.value  # An LDM pipeline: its ldm.
+  config = CONFIG.value or trained_lib.workdir_config(workdir)
+  prompts_file = flags.FLAGS['prompts'].value if 'prompts' in flags.FLAGS else None
+  if prompts_file is not None and config.method != 'ldm':
+    raise app.UsageError(f'--prompts is for latent diffusion (ldm) runs; this is {config.method!r}.')
   _start_jax(config)
   trained = trained_lib.load_trained(workdir, config)
   method = trained.method
@@ -186,10 +198,17 @@ def run_sample() -> None:
     raise app.UsageError(f'method {config.method!r} does not generate samples.')
   seed = config.seed if _SEED.value is None else _SEED.value
   labels = parse_labels(_LABELS.value, _NUM.value, method.num_classes)
+  prompts = None
+  if prompts_file is not None:  # LDM: token ids are its labels; the prompts go in the npz.
+    from genjax.data import captions  # pylint: disable=g-import-not-at-top
+
+    labels, prompts = captions.prompt_batch(captions.read_prompts(prompts_file), _NUM.value)
   images = sampling.draw(method.sample, trained.state, jax.random.key(seed), _NUM.value, labels,
                          config.eval.sample_batch_size)
   payload = {'images': to_uint8(images), 'seed': np.int64(seed), 'step': np.int64(trained.step)}
-  if labels is not None:
+  if prompts is not None:
+    payload['prompts'] = prompts
+  elif labels is not None:
     payload['labels'] = labels
   if jax.process_index() == 0:
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
