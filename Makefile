@@ -22,7 +22,7 @@ demo: $(STAMP)
 # CI's suite (30 minutes on 2 cores); test-all adds the tests marked slow (more kill -9 families,
 # two-process faults).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow" tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow" --durations=20 tests
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q tests
