@@ -17,6 +17,9 @@ from genjax.core.checkpoint import Checkpointer  # noqa: E402
 from genjax.methods import diffusion, make_method  # noqa: E402
 from genjax.tools import convert_diffusers  # noqa: E402
 
+# One worker runs the module, so its module-scoped trained fixture is built once under xdist.
+pytestmark = pytest.mark.xdist_group('convert_diffusers')
+
 # google/ddpm-cifar10-32's layout (attention on the second level, diffusers' embedding), small.
 DDPM_LIKE = dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(32, 64),
                  layers_per_block=1, down_block_types=('DownBlock2D', 'AttnDownBlock2D'),

@@ -17,6 +17,9 @@ from genjax.models.autoencoder import kl_to_standard_normal
 from genjax.models.ldm_unet import SpatialTransformer
 from genjax.models.text import TextEncoder
 
+# One worker runs the module, so its module-scoped trained fixture is built once under xdist.
+pytestmark = pytest.mark.xdist_group('ldm')
+
 
 def test_cross_attention_ignores_padding_tokens():
   rng = np.random.default_rng(0)

@@ -17,6 +17,9 @@ from genjax.methods import sr
 from genjax.methods.sr import losses
 from genjax.models import rrdb
 
+# One worker runs the module, so its module-scoped trained fixture is built once under xdist.
+pytestmark = pytest.mark.xdist_group('sr')
+
 SR_CONFIGS = ('rrdb_psnr_mnist', 'esrgan_mnist', 'sr_diffusion_mnist', 'rrdb_psnr_photos',
               'esrgan_photos')
 
