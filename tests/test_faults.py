@@ -175,6 +175,16 @@ def test_file_size_limit_during_a_save_is_a_clear_error_and_older_checkpoints_lo
   np.testing.assert_array_equal(state['w'], expected)
 
 
+def test_opening_and_closing_a_checkpointer_leaves_nothing_on_stderr(tmp_path):
+  # orbax's start-up clean-up thread used to outlive close() and print a traceback at exit,
+  # which broke the CLI's one-line errors (CI, stop 28). It is a race: exit right after.
+  code = 'import sys; from genjax.core import checkpoint; checkpoint.Checkpointer(sys.argv[1], 1).close()'
+  for _ in range(2):
+    done = subprocess.run([sys.executable, '-c', code, str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr[-2000:]
+
+
 # -- Another device count, another sharding: the same batches and rngs continue. --
 
 def test_resume_on_8_then_4_then_1_devices_and_data_parallel_to_fsdp(load_module, tmp_path):

@@ -118,6 +118,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     Interrupted: SIGTERM/SIGINT, after saving a checkpoint.
   """
   run = run_lib.setup(config, workdir)
+  try:
+    return _train(run, config, stop_at_step)
+  finally:  # Also on errors: orbax's thread must stop before the process exits.
+    run.checkpointer.close()
+
+
+def _train(run: run_lib.Run, config: ml_collections.ConfigDict,
+           stop_at_step: int | None) -> TrainState:
   state = run_lib.restore_or_init(run)  # First: a misfit checkpoint must not cost config.json.
   writers.write_json(os.path.join(run.workdir, 'config.json'), config.to_dict())
   start = int(jax.device_get(state.step))
@@ -189,7 +197,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         if last or _every(step, t.images_every_steps):
           run_lib.write_images(run, state)
   metric_writer.close()
-  run.checkpointer.close()
+  run.checkpointer.close()  # Waits for the last save before Interrupted is raised.
   if stop.signum is not None:
     raise Interrupted(stop.signum, int(jax.device_get(state.step)),
                       run.checkpointer.path(last_saved))

@@ -103,7 +103,12 @@ def load_trained(workdir: str, config: ml_collections.ConfigDict | None = None,
   """
   config = workdir_config(workdir) if config is None else config
   run = run_lib.setup(config, workdir)
-  state = run_lib.restore_or_init(run, require_checkpoint=True)
+  try:
+    state = run_lib.restore_or_init(run, require_checkpoint=True)
+  except BaseException:
+    # Orbax's manager runs a thread: stop it, or exiting on this error prints its traceback.
+    run.checkpointer.close()
+    raise
   step = int(state.step)
   if host_local:
     state = run_lib.host_local(state, run.mesh)
