@@ -5,10 +5,10 @@ XLA reads the flag once, at backend start, so it is set before anything imports 
 import os
 import tempfile
 
-# Tests check semantics, not speed: XLA's cheapest code generation halves compile times.
+from subprocesses import CHEAP_XLA  # XLA's cheapest code generation.
+
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8 " + CHEAP_XLA
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Tests never touch the user's TFDS cache; bundled sets are prepared here once

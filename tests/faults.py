@@ -17,6 +17,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+import subprocesses
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # family -> (config, overrides): the smallest smoke runs with what each family must carry.
@@ -42,10 +44,8 @@ def train_command(family: str, workdir: str, num_steps: int, *extra: str) -> lis
 
 
 def environment(devices: int | None = None) -> dict:
-  env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'JAX_PLATFORMS': 'cpu'}
-  if devices is not None:
-    env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
-  return env
+  """CPU, `devices` virtual devices, XLA's cheap code generation (faults test semantics)."""
+  return subprocesses.env(devices)
 
 
 def start(cmd: list[str], env: dict | None = None) -> subprocess.Popen:

@@ -10,6 +10,7 @@ import pytest
 from genjax import main as cli
 from genjax.train import loop
 from tests.conftest import REPO
+from tests import subprocesses
 
 pytestmark = pytest.mark.xdist_group('cli')
 
@@ -18,7 +19,7 @@ VERBS = ('train', 'eval', 'sample', 'demo', 'convert-inception', 'convert-vgg',
 
 
 def _genjax(*args, timeout=300):
-  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=1'}
+  env = subprocesses.env(1)
   done = subprocess.run([sys.executable, '-m', 'genjax.main', *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout)
   return done
@@ -140,7 +141,7 @@ def test_labels_are_refused_by_an_unconditional_method():
     cli.parse_labels('3', 4, num_classes=3)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # Its group's one worker builds it once.
 def cvae_run(tmp_path_factory):
   """A conditional VAE trained 2 steps: a conditional generator that samples fast."""
   from genjax.config import load_config

@@ -17,7 +17,8 @@ from genjax.core.checkpoint import Checkpointer  # noqa: E402
 from genjax.methods import diffusion, make_method  # noqa: E402
 from genjax.tools import convert_diffusers  # noqa: E402
 
-# One worker runs the module, so its module-scoped trained fixture is built once under xdist.
+# One worker runs the module; its session-scoped fixture is then built once (a module-scoped
+# one is torn down whenever xdist interleaves another module's tests on that worker).
 pytestmark = pytest.mark.xdist_group('convert_diffusers')
 
 # google/ddpm-cifar10-32's layout (attention on the second level, diffusers' embedding), small.
@@ -28,7 +29,7 @@ DDPM_LIKE = dict(sample_size=8, in_channels=3, out_channels=3, block_out_channel
                  norm_eps=1e-6)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # Its group's one worker builds it once.
 def converted(tmp_path_factory):
   """A randomly initialised diffusers model (saved as safetensors) and its genjax conversion."""
   torch.manual_seed(0)

@@ -13,6 +13,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from conftest import REPO
+import subprocesses
 
 STEPS = 3
 
@@ -31,8 +32,7 @@ def _command(workdir, *extra):
 
 
 def _env(devices: int) -> dict:
-  return {**os.environ, 'JAX_PLATFORMS': 'cpu',
-          'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+  return subprocesses.env(devices)
 
 
 def _params(workdir):

@@ -19,6 +19,7 @@ import pytest
 
 import faults
 from conftest import REPO
+import subprocesses
 from genjax.core import checkpoint
 from genjax.train import loop
 
@@ -41,7 +42,7 @@ def _assert_same(a, b, **tol):
 
 # -- Damaged checkpoints: fall back to the previous valid one, warn, lose nothing else. --
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # Its group's one worker builds it once.
 def classifier_run(tmp_path_factory, load_module):
   """A 4-step classifier run with checkpoints at steps 2 and 4, and its final state."""
   workdir = str(tmp_path_factory.mktemp('clf'))
@@ -49,7 +50,7 @@ def classifier_run(tmp_path_factory, load_module):
   return workdir, _state_tree(loop.train(config, workdir))
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # Its group's one worker builds it once.
 def load_module():
   from genjax.config import load_config
 
@@ -206,7 +207,7 @@ def test_resume_on_8_then_4_then_1_devices_and_data_parallel_to_fsdp(load_module
 KILL_STEPS = 3
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # Its group's one worker builds it once.
 def reference(tmp_path_factory):
   """family -> the workdir of its uninterrupted KILL_STEPS-step `genjax train` (run once)."""
   done = {}
@@ -248,7 +249,7 @@ def test_kill_9_then_the_same_command_ends_bit_identical(family, moment, referen
 def _genjax(*args):
   return subprocess.run([sys.executable, '-m', 'genjax.main', *args], cwd=REPO,
                         capture_output=True, text=True, timeout=200,
-                        env={**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=1'})
+                        env=subprocesses.env(1))
 
 
 def _one_line(done, *parts):

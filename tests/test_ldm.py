@@ -17,7 +17,8 @@ from genjax.models.autoencoder import kl_to_standard_normal
 from genjax.models.ldm_unet import SpatialTransformer
 from genjax.models.text import TextEncoder
 
-# One worker runs the module, so its module-scoped trained fixture is built once under xdist.
+# One worker runs the module; its session-scoped fixture is then built once (a module-scoped
+# one is torn down whenever xdist interleaves another module's tests on that worker).
 pytestmark = pytest.mark.xdist_group('ldm')
 
 
@@ -73,7 +74,7 @@ def test_kl_to_a_standard_normal_by_hand():
   assert float(kl_to_standard_normal(mean, logvar)[0]) == pytest.approx(4 * 0.5 * (2 - math.log(2)))
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # Its group's one worker builds it once.
 def pipeline_run(tmp_path_factory):
   """The three-stage smoke pipeline, trained once: (workdir, ldm config)."""
   from genjax.train import loop, pipeline

@@ -17,7 +17,8 @@ from genjax.methods import sr
 from genjax.methods.sr import losses
 from genjax.models import rrdb
 
-# One worker runs the module, so its module-scoped trained fixture is built once under xdist.
+# One worker runs the module; its session-scoped fixture is then built once (a module-scoped
+# one is torn down whenever xdist interleaves another module's tests on that worker).
 pytestmark = pytest.mark.xdist_group('sr')
 
 SR_CONFIGS = ('rrdb_psnr_mnist', 'esrgan_mnist', 'sr_diffusion_mnist', 'rrdb_psnr_photos',
@@ -136,7 +137,7 @@ def test_configs_decode_and_refuse_bad_values(load):
     sr.decode(load('rrdb_psnr_photos.py', sr__crop_size=30), (288, 288, 3))
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # Its group's one worker builds it once.
 def trained_runs(tmp_path_factory):
   """rrdb_psnr_mnist:smoke, then esrgan_mnist:smoke started from it (1 step each)."""
   from genjax.config import load_config

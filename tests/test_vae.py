@@ -101,13 +101,13 @@ def _method(load, **overrides):
 
 def _state(method):
   batch = {'image': jnp.zeros((1, 28, 28, 1)), 'label': jnp.zeros((1,), jnp.int32)}
-  return method.init(jax.random.key(0), batch)
+  return jax.jit(method.init)(jax.random.key(0), batch)
 
 
 def test_loss_is_reconstruction_plus_beta_kl(load):
   batch = {'image': jax.random.uniform(jax.random.key(3), (8, 28, 28, 1), minval=-1.0),
            'label': jnp.zeros((8,), jnp.int32)}
-  metrics = {beta: _method(load, vae__beta=beta).train_step(
+  metrics = {beta: jax.jit(_method(load, vae__beta=beta).train_step)(
       _state(_method(load)), batch, jax.random.key(5))[1] for beta in (1.0, 4.0)}
   for beta, m in metrics.items():
     np.testing.assert_allclose(m['loss'], m['recon_nll'] + beta * m['kl'], rtol=1e-5)
