@@ -265,9 +265,12 @@ def test_cli_missing_workdir_is_one_line_and_debug_shows_the_traceback(tmp_path)
   assert done.returncode not in (0, 2) and 'Traceback' in done.stderr, done.stderr[-2000:]
 
 
-def test_cli_sample_without_a_checkpoint_and_labels_on_an_unconditional_model(
-    reference, tmp_path):
-  workdir = reference('diffusion')  # Unconditional DDPM.
+def test_cli_sample_without_a_checkpoint_and_labels_on_an_unconditional_model(tmp_path):
+  from genjax.config import load_config
+
+  workdir = str(tmp_path / 'vae')  # An unconditional model, checkpointed after one step.
+  loop.train(load_config(os.path.join(REPO, 'configs', 'vae_mnist.py:smoke')), workdir,
+             stop_at_step=1)
   _one_line(_genjax('sample', f'--workdir={workdir}', '--labels=3', f'--out={tmp_path}/s.npz'),
             'UsageError', '--labels is only for label-conditional models')
   empty = tmp_path / 'empty'

@@ -22,6 +22,13 @@ from genjax.models.text import TextEncoder
 pytestmark = pytest.mark.xdist_group('ldm')
 
 
+def test_xdist_keeps_this_module_on_one_worker(request):
+  # pytest 9.2's structured node ids broke xdist 3.8's --dist loadgroup (pytest-xdist#1386):
+  # groups were silently ignored and this module's pipeline was trained on both workers.
+  if getattr(request.config.option, 'loadgroup', False):
+    assert request.node.nodeid.endswith('@ldm'), request.node.nodeid
+
+
 def test_cross_attention_ignores_padding_tokens():
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(2, 4, 4, 8)), jnp.float32)
