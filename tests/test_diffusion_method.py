@@ -55,7 +55,9 @@ def _batch(b=4):
           'label': jnp.arange(b, dtype=jnp.int32)}
 
 
-@pytest.mark.parametrize('param,weighting', [('edm', 'edm'), ('eps', 'simple'), ('v', 'min_snr')])
+# eps/simple, DDPM's, also trains in test_train's ddpm_mnist smoke run: test-all only here.
+@pytest.mark.parametrize('param,weighting', [
+    ('edm', 'edm'), pytest.param('eps', 'simple', marks=pytest.mark.slow), ('v', 'min_snr')])
 def test_every_parameterization_trains(load, param, weighting):
   method = diffusion.make(_config(load, diffusion__parameterization=param,
                                   diffusion__loss_weighting=weighting), SHAPE)
