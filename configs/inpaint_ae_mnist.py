@@ -24,6 +24,11 @@ def get_config(variant=None):
   c.inpaint.perceptual_weight = 0.0
   c.inpaint.style_weight = 0.0
   c.inpaint.tv_weight = 0.0
+  return base.with_variant(training(c), variant, {'smoke': smoke})
+
+
+def training(c):
+  """The schedule both inpainting networks train with on mnist5k (this file and pconv_mnist)."""
   c.data.batch_size = 64
   c.optim.lr = 1e-3
   c.optim.schedule = 'warmup_cosine'
@@ -32,7 +37,7 @@ def get_config(variant=None):
   c.train.eval_every_steps = 3000
   c.train.checkpoint_every_steps = 500
   c.train.images_every_steps = 3000
-  return base.with_variant(c, variant, {'smoke': smoke})
+  return c
 
 
 def smoke(c):

@@ -11,6 +11,7 @@ hole ratios in [0.01, 0.6]. Measured numbers per bin (beside the biharmonic base
 seed's autoencoder and RePaint): experiments/inpainting/README.md.
 """
 from configs import base
+from configs import inpaint_ae_mnist
 
 
 def get_config(variant=None):
@@ -19,22 +20,10 @@ def get_config(variant=None):
   c.inpaint.channels = (32, 64, 128)
   c.inpaint.kernel_sizes = (5, 3, 3)
   c.inpaint.feature_net = 'classifier'
-  c.data.batch_size = 64
-  c.optim.lr = 1e-3
-  c.optim.schedule = 'warmup_cosine'
-  c.optim.warmup_steps = 100
-  c.train.num_steps = 3000
-  c.train.eval_every_steps = 3000
-  c.train.checkpoint_every_steps = 500
-  c.train.images_every_steps = 3000
-  return base.with_variant(c, variant, {'smoke': smoke})
+  return base.with_variant(inpaint_ae_mnist.training(c), variant, {'smoke': smoke})
 
 
 def smoke(c):
-  c = base.smoke(c)
-  c.inpaint.channels = (8, 16)
+  c = inpaint_ae_mnist.smoke(c)
   c.inpaint.kernel_sizes = (3, 3)
-  c.inpaint.mask_bank_size = 16
-  c.eval.num_examples = 16
-  c.data.eval_batch_size = 16
   return c
