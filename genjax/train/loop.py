@@ -196,8 +196,7 @@ def _train(run: run_lib.Run, config: ml_collections.ConfigDict,
                                      if isinstance(v, (int, float))})
         if last or _every(step, t.images_every_steps):
           run_lib.write_images(run, state)
-  metric_writer.close()
-  run.checkpointer.close()  # Waits for the last save before Interrupted is raised.
+  metric_writer.close()  # train() closes the checkpointer, waiting for its last save.
   if stop.signum is not None:
     raise Interrupted(stop.signum, int(jax.device_get(state.step)),
                       run.checkpointer.path(last_saved))
