@@ -50,8 +50,9 @@ with ctx:
 
 def _losses(workdir: str) -> dict:
   rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
-  out = {str(r['step']): {k: v for k, v in r.items() if k not in ('step', 'steps_per_s',
-                                                                    'examples_per_s', 'time')}
+  # Speed figures (and those derived from them) vary run to run: only the losses must match.
+  timing = ('step', 'steps_per_s', 'examples_per_s', 'time', 'achieved_flops_per_s', 'mfu')
+  out = {str(r['step']): {k: v for k, v in r.items() if k not in timing}
          for r in rows if 'loss' in r}
   evals = os.path.join(workdir, 'eval.json')
   if os.path.exists(evals):
