@@ -50,6 +50,17 @@ def test_preprocess_range_pad_and_resize():
     data.Preprocess(pad_to=1)(ex)
 
 
+def test_centre_crop_keeps_the_pixels_and_refuses_a_larger_side():
+  image = np.arange(5 * 7, dtype=np.uint8).reshape(5, 7, 1)
+  out = data.Preprocess(crop_to=3)({'image': image})['image']
+  # Rows 1-3 and columns 2-4 of the 5x7 image, unresampled (mapped to [-1, 1]).
+  np.testing.assert_array_equal(out[..., 0], image[1:4, 2:5, 0].astype(np.float32) / 127.5 - 1.0)
+  # Crop, then resize: 7x7 -> crop 5 -> resize 3.
+  assert data.Preprocess(crop_to=5, resize_to=3)({'image': image})['image'].shape == (3, 3, 1)
+  with pytest.raises(ValueError, match=r'crop_to=6 is larger than an image \(5x7\); use at most 5'):
+    data.Preprocess(crop_to=6)({'image': image})
+
+
 def _pipeline(batch=32, **kw):
   src = data.get_source('mnist5k', 'train')
   return data.InputPipeline(src, global_batch_size=batch, seed=7,

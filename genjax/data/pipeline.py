@@ -29,9 +29,12 @@ class Preprocess:
   ([N, H, W, C] images, vectorized: whole data sets load in a blink).
 
   Attributes:
+    crop_to: centre crop to this square side (no resampling: the pixels keep their scale,
+      which super-resolution needs), or None; applied before `resize_to`.
     resize_to: bilinear resize to this square side, or None.
     pad_to: pad with the background value (-1) to this square side, or None.
   """
+  crop_to: int | None = None
   resize_to: int | None = None
   pad_to: int | None = None
 
@@ -45,6 +48,8 @@ class Preprocess:
     images = np.asarray(examples['image'])
     if images.ndim == 3:
       images = images[..., None]
+    if self.crop_to is not None:
+      images = _centre_crop(images, self.crop_to)
     size = self.resize_to
     if size is not None and images.shape[1:3] != (size, size):
       images = np.stack([_resize(im, size) for im in images])
@@ -63,6 +68,20 @@ class Preprocess:
     return result
 
 
+def _centre_crop(images: np.ndarray, size: int) -> np.ndarray:
+  """The centre size x size window of images [N, H, W, C] -> [N, size, size, C].
+
+  Raises:
+    ValueError: an image smaller than `size` on either side.
+  """
+  h, w = images.shape[1:3]
+  if h < size or w < size:
+    raise ValueError(f'data.crop_to={size} is larger than an image ({h}x{w}); use at most '
+                     f'{min(h, w)}, or data.resize_to.')
+  top, left = (h - size) // 2, (w - size) // 2
+  return images[:, top:top + size, left:left + size]
+
+
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
   """Bilinear resize of one uint8 image [H, W, C] to [size, size, C] (PIL)."""
   gray = image.shape[-1] != 3
@@ -75,9 +94,9 @@ def read_split(source, preprocess: Preprocess, n: int | None = None) -> dict[str
   n = len(source) if n is None else min(n, len(source))
   raw = [source[i] for i in range(n)]
   shapes = {np.shape(r['image']) for r in raw}
-  if len(shapes) > 1 and preprocess.resize_to is None:
+  if len(shapes) > 1 and preprocess.resize_to is None and preprocess.crop_to is None:
     raise ValueError(f'Cannot batch images of different shapes {sorted(shapes)[:4]}; set '
-                     'data.resize_to.')
+                     'data.crop_to or data.resize_to.')
   if len(shapes) > 1:
     return _stack([preprocess(r) for r in raw])
   keys = [k for k in ('image', 'label') if k in raw[0]]
@@ -85,7 +104,8 @@ def read_split(source, preprocess: Preprocess, n: int | None = None) -> dict[str
 
 
 def make_preprocess(config: ml_collections.ConfigDict) -> Preprocess:
-  return Preprocess(resize_to=config.data.resize_to, pad_to=config.data.pad_to)
+  return Preprocess(crop_to=config.data.get('crop_to'), resize_to=config.data.resize_to,
+                    pad_to=config.data.pad_to)
 
 
 def _stack(examples: list[dict]) -> dict:
