@@ -133,6 +133,12 @@ def group_fields(spec_cls) -> list[dataclasses.Field]:
   return [f for f in dataclasses.fields(spec_cls) if f.metadata.get('config', True)]
 
 
+def group_values(spec) -> dict:
+  """{name: value} of a spec instance's config fields: what its config group holds (the
+  fields with metadata {'config': False}, e.g. `compute_dtype`, left out)."""
+  return {f.name: getattr(spec, f.name) for f in group_fields(type(spec))}
+
+
 def config_group(spec_cls) -> ml_collections.ConfigDict:
   """A family's config group: every config field of `spec_cls` with its default.
 

@@ -30,6 +30,7 @@ from genjax.diffusion import likelihood as diffusion_likelihood
 from genjax.diffusion import losses, schedules
 from genjax.diffusion.denoisers import Denoiser, make_edm_denoiser, make_vp_denoiser
 from genjax.diffusion.samplers import SAMPLERS, nfe
+from genjax.diffusion.spec import DiffusionLossFields
 from genjax.methods import sampling
 from genjax.methods.api import EvalContext, Method, StateSpec
 from genjax.models.unet import UNet
@@ -37,7 +38,7 @@ from genjax.viz.grid import save_grid
 
 
 @dataclasses.dataclass(frozen=True)
-class DiffusionSpec:
+class DiffusionSpec(DiffusionLossFields):
   """`config.diffusion`: the U-Net and how it is trained (sampling: `config.sample`).
 
   Attributes:
@@ -49,14 +50,9 @@ class DiffusionSpec:
     num_heads: attention heads.
     patch_size: > 1 folds p x p patches into channels (space to depth) first.
     dropout: in the residual blocks.
-    parameterization: eps | x0 | v (VP-discrete, DDPM) | edm (Karras et al. 2022).
-    loss_weighting: simple | min_snr (VP) | edm (with parameterization='edm').
-    beta_schedule: VP schedule: linear | cosine | sigmoid (also the bits/dim grid).
-    num_timesteps: T of the VP chain.
-    min_snr_gamma: min-SNR weighting's gamma.
-    sigma_data: EDM's data standard deviation.
-    p_mean, p_std: EDM training noise: ln(sigma) ~ N(p_mean, p_std^2).
-    sigma_min, sigma_max: EDM sampling range.
+    parameterization, loss_weighting, beta_schedule, num_timesteps, min_snr_gamma,
+      sigma_data, p_mean, p_std, sigma_min, sigma_max: the loss and the noise
+      (genjax.diffusion.spec.DiffusionLossFields, with its defaults: EDM, sigma_data 0.5).
     label_dropout: conditional models: fraction of null labels.
     random_flip: random horizontal flips (natural images, not digits).
     embedding_flip_sin_to_cos, embedding_freq_shift: the U-Net's noise-embedding layout
@@ -74,16 +70,6 @@ class DiffusionSpec:
   num_heads: int = 1
   patch_size: int = 1
   dropout: float = 0.0
-  parameterization: str = 'edm'
-  loss_weighting: str = 'edm'
-  beta_schedule: str = 'linear'
-  num_timesteps: int = 1000
-  min_snr_gamma: float = 5.0
-  sigma_data: float = 0.5
-  p_mean: float = -1.2
-  p_std: float = 1.2
-  sigma_min: float = 0.002
-  sigma_max: float = 80.0
   label_dropout: float = 0.1
   random_flip: bool = False
   embedding_flip_sin_to_cos: bool = True
@@ -97,25 +83,12 @@ class DiffusionSpec:
   def __post_init__(self):
     config_lib.check_choice('train.compute_dtype', self.compute_dtype,
                             sorted(precision.COMPUTE_DTYPES))
-    config_lib.check_choice('diffusion.parameterization', self.parameterization,
-                            schedules.PARAMETERIZATIONS)
-    config_lib.check_choice('diffusion.loss_weighting', self.loss_weighting, losses.WEIGHTINGS)
-    config_lib.check_choice('diffusion.beta_schedule', self.beta_schedule,
-                            sorted(schedules.BETA_SCHEDULES))
-    if (self.loss_weighting == 'edm') != (self.parameterization == 'edm'):
-      raise config_lib.ConfigError(
-          "config.diffusion.loss_weighting='edm' goes with diffusion.parameterization='edm' and "
-          f'only with it; got {self.loss_weighting!r} with {self.parameterization!r}.')
-    config_lib.check_range('diffusion.num_timesteps', self.num_timesteps, low=2)
+    self.check_diffusion_fields('diffusion')
     config_lib.check_range('diffusion.patch_size', self.patch_size, low=1)
     config_lib.check_range('diffusion.label_dropout', self.label_dropout, low=0.0, high=1.0)
-    config_lib.check_range('diffusion.sigma_min', self.sigma_min, low=0.0, low_open=True)
-    config_lib.check_range('diffusion.sigma_max', self.sigma_max, low=self.sigma_min,
-                           low_open=True)
-
-  @property
-  def edm(self) -> bool:
-    return self.parameterization == 'edm'
+    if self.channels and self.channels[0] % 2:  # The noise embedding's size: cos and sin halves.
+      raise config_lib.ConfigError(f'config.diffusion.channels={self.channels}: the first width '
+                                   'sizes the sinusoidal noise embedding and must be even.')
 
   @functools.cached_property
   def network(self) -> UNet:

@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from genjax import config as config_lib
+from genjax.core import precision
 from genjax.core.batching import batched_apply
 from genjax.core.state import TrainState
 from genjax.data import masks as masks_lib
@@ -66,6 +67,9 @@ class InpaintSpec:
     min_hole_ratio, max_hole_ratio: the training masks' hole ratios, uniform in between.
     eval_mask_seed: seed of the fixed evaluation masks (the same for every method).
     image_shape: (H, W, C) of the data (not a config field).
+    compute_dtype: `train.compute_dtype` (float32 | bfloat16) of the network; not a field of
+      this group. The masks (0 / 1) are exact in bf16; the feature network of the perceptual
+      and style losses stays float32.
   """
   arch: str = 'pconv'
   channels: tuple[int, ...] = (32, 64, 128)
@@ -83,8 +87,11 @@ class InpaintSpec:
   eval_mask_seed: int = 2024
   image_shape: tuple[int, int, int] = dataclasses.field(default=(28, 28, 1),
                                                         metadata={'config': False})
+  compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
+    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
+                            sorted(precision.COMPUTE_DTYPES))
     config_lib.check_choice('inpaint.arch', self.arch, ARCHS)
     config_lib.check_choice('inpaint.feature_net', self.feature_net, (None,) + FEATURE_NETS)
     config_lib.check_choice('inpaint.train_masks', self.train_masks, MASK_KINDS)
@@ -108,12 +115,15 @@ class InpaintSpec:
 
   @functools.cached_property
   def network(self):
-    """The flax module: (images [B, H, W, C], masks [B, H, W, 1]) -> prediction [B, H, W, C]."""
+    """The flax module: (images [B, H, W, C], masks [B, H, W, 1]) -> prediction [B, H, W, C],
+    computing in `compute_dtype`."""
     c = self.image_shape[-1]
     if self.arch == 'ae':
-      return MaskedAutoencoder(channels=tuple(self.channels), out_channels=c)
-    return PConvUNet(channels=tuple(self.channels), kernel_sizes=tuple(self.kernel_sizes),
-                     out_channels=c)
+      module = MaskedAutoencoder(channels=tuple(self.channels), out_channels=c)
+    else:
+      module = PConvUNet(channels=tuple(self.channels), kernel_sizes=tuple(self.kernel_sizes),
+                         out_channels=c)
+    return precision.with_policy(module, self.compute_dtype)
 
 
 # -- Features of the perceptual and style losses. --
@@ -371,7 +381,8 @@ def write_images(spec: InpaintSpec, state: TrainState, ctx: EvalContext) -> list
 
 def make(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Method:
   """The inpaint method: `config.inpaint` decoded once, the functions bound to it."""
-  spec = config_lib.decode(InpaintSpec, config, 'inpaint', image_shape=tuple(image_shape))
+  spec = config_lib.decode(InpaintSpec, config, 'inpaint', image_shape=tuple(image_shape),
+                           compute_dtype=config.train.compute_dtype)
   state_spec = StateSpec.from_config(config)
   feature_fn = make_feature_fn(spec.feature_net if (spec.perceptual_weight or spec.style_weight)
                                else None)

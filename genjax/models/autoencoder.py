@@ -100,7 +100,10 @@ class Autoencoder(nn.Module):
   def __call__(self, x: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """x [B, H, W, C] -> (x_hat [B, H, W, C], mean, logvar), z drawn from the posterior."""
     mean, logvar = self.encode(x)
-    z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mean.shape)
+    # The noise drawn in float32 (a bf16 draw would be other numbers, not a rounding of these)
+    # and cast to the activations' dtype: under bf16 compute, a float32 noise would promote
+    # the decoder to float32.
+    z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mean.shape).astype(mean.dtype)
     return self.decode(z), mean, logvar
 
 

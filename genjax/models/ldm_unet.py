@@ -92,6 +92,10 @@ class LatentUNet(nn.Module):
     emb = nn.Dense(4 * ch)(nn.silu(emb))
     if self.use_pooled:
       emb = emb + nn.Dense(4 * ch, name='pooled_proj')(pooled)
+    # The (float32) noise embedding in the activations' dtype: under bf16 compute, adding it
+    # would promote every later layer back to float32.
+    if jnp.finfo(z.dtype).bits < 32:
+      emb = emb.astype(z.dtype)
 
     def block(h, features):
       h = ResBlock(features, self.dropout)(h, emb, train=train)

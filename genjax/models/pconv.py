@@ -53,11 +53,17 @@ def renormalize(conv_out: jax.Array, bias: jax.Array | None, sums: jax.Array,
   Returns:
     (x' [B, Ho, Wo, C], m' [B, Ho, Wo, 1]).
   """
+  # The ratio in float32 (the sums are counts, exact in any float), rounded once to the
+  # conv's dtype: a float32 ratio would promote a bf16 network's later layers to float32.
+  sums = sums.astype(jnp.float32)
   known = sums > 0
   ratio = jnp.where(known, window_size / jnp.where(known, sums, 1.0), 0.0)
-  out = conv_out * ratio
+  out = conv_out * ratio.astype(conv_out.dtype)
   if bias is not None:
-    out = jnp.where(known, out + bias, 0.0)
+    # The add in float32, so that the bias's gradient (a sum of the output gradient over
+    # every position) is summed in float32: summed in bf16 it loses the small terms.
+    total = out.astype(jnp.float32) + bias.astype(jnp.float32)
+    out = jnp.where(known, total.astype(out.dtype), 0.0)
   return out, known.astype(conv_out.dtype)
 
 
@@ -82,7 +88,7 @@ class PartialConv2D(nn.Module):
     out = Conv(self.features, ks, st, padding='SAME', use_bias=False, name='conv')(x * mask)
     bias = (self.param('bias', nn.initializers.zeros_init(), (self.features,))
             if self.use_bias else None)
-    sums = window_sums(mask, ks, st)
+    sums = window_sums(mask.astype(jnp.float32), ks, st)  # Counts <= kh kw, in float32.
     return renormalize(out, bias, sums, ks[0] * ks[1])
 
 

@@ -29,7 +29,7 @@ make_clip = clip.make
 
 def make_ldm(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Method:
   """The LDM stage: `config.ldm` and `config.sample` decoded, the frozen stages loaded, once."""
-  spec = config_lib.decode(LDMSpec, config, 'ldm')
+  spec = config_lib.decode(LDMSpec, config, 'ldm', compute_dtype=config.train.compute_dtype)
   sample_spec = config_lib.decode(SampleSpec, config, 'sample')
   if config.data.name != 'mnist5k_captions':
     raise config_lib.ConfigError(f"config.data.name={config.data.name!r}: the ldm stage trains on "

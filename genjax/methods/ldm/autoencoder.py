@@ -19,6 +19,7 @@ import numpy as np
 import optax
 
 from genjax import config as config_lib
+from genjax.core import precision
 from genjax.core.batching import batched_apply
 from genjax.core.state import TrainState
 from genjax.methods.api import EvalContext, Method, StateSpec
@@ -40,14 +41,19 @@ class AutoencoderSpec:
       reconstruction's per-pixel mean.
     loss: 'l1' or 'l2' reconstruction.
     scale_examples: training images whose latents set the latent scale.
+    compute_dtype: `train.compute_dtype` (float32 | bfloat16); not a field of this group (nor
+      of the export: the LDM stage runs the frozen autoencoder in its own compute dtype).
   """
   channels: tuple[int, ...] = (32, 64, 64)
   latent_channels: int = 4
   kl_weight: float = 1e-6
   loss: str = 'l1'
   scale_examples: int = 1000
+  compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
+    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
+                            sorted(precision.COMPUTE_DTYPES))
     config_lib.check_choice('ldm_autoencoder.loss', self.loss, ('l1', 'l2'))
     config_lib.check_range('ldm_autoencoder.latent_channels', self.latent_channels, low=1)
     config_lib.check_range('ldm_autoencoder.kl_weight', self.kl_weight, low=0.0)
@@ -56,8 +62,10 @@ class AutoencoderSpec:
       raise config_lib.ConfigError('config.ldm_autoencoder.channels must name at least one width.')
 
   def network(self, out_channels: int) -> Autoencoder:
-    return Autoencoder(channels=tuple(self.channels), latent_channels=self.latent_channels,
-                       out_channels=out_channels)
+    """The flax module for images of `out_channels` channels, computing in `compute_dtype`."""
+    return precision.with_policy(
+        Autoencoder(channels=tuple(self.channels), latent_channels=self.latent_channels,
+                    out_channels=out_channels), self.compute_dtype)
 
 
 def init(spec: AutoencoderSpec, state_spec: StateSpec, rng: jax.Array, batch: dict) -> TrainState:
@@ -133,7 +141,7 @@ def evaluate(spec: AutoencoderSpec, state: TrainState, ctx: EvalContext) -> dict
   if jax.process_index() == 0:
     result['export_sha256'] = weights_file.save(
         params, os.path.join(ctx.workdir, EXPORT),
-        {'spec': dataclasses.asdict(spec), 'latent_scale': scale, 'image_channels': channels,
+        {'spec': config_lib.group_values(spec), 'latent_scale': scale, 'image_channels': channels,
          'latent_shape': list(mean.shape[1:]), 'step': ctx.step})
   return result
 
@@ -169,7 +177,8 @@ def load_export(workdir: str) -> tuple[AutoencoderSpec, dict, dict]:
 
 def make(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Method:
   """The autoencoder stage: `config.ldm_autoencoder` decoded once, the functions bound to it."""
-  spec = config_lib.decode(AutoencoderSpec, config, 'ldm_autoencoder')
+  spec = config_lib.decode(AutoencoderSpec, config, 'ldm_autoencoder',
+                           compute_dtype=config.train.compute_dtype)
   factor = 2 ** (len(spec.channels) - 1)
   if image_shape[0] % factor or image_shape[1] % factor:
     raise config_lib.ConfigError(

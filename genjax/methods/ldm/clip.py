@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from genjax import config as config_lib
+from genjax.core import precision
 from genjax.core.batching import batched_apply
 from genjax.core.state import TrainState
 from genjax.data import captions
@@ -43,6 +44,9 @@ class ClipSpec:
     embed_dim: the joint embedding's size.
     image_channels: the image tower's conv widths.
     temperature: initial softmax temperature (CLIP: 0.07); learned.
+    compute_dtype: `train.compute_dtype` (float32 | bfloat16) of both towers; not a field of
+      this group (nor of the export: the LDM stage runs the frozen text tower in its own).
+      The text projection and the similarity logits stay float32.
   """
   text_width: int = 128
   text_depth: int = 2
@@ -50,8 +54,11 @@ class ClipSpec:
   embed_dim: int = 64
   image_channels: tuple[int, ...] = (32, 64)
   temperature: float = 0.07
+  compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
+    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
+                            sorted(precision.COMPUTE_DTYPES))
     config_lib.check_range('ldm_clip.text_depth', self.text_depth, low=1)
     config_lib.check_range('ldm_clip.temperature', self.temperature, low=0.0, low_open=True)
     if self.text_width % self.text_heads:
@@ -60,14 +67,18 @@ class ClipSpec:
 
   @functools.cached_property
   def text_network(self) -> TextEncoder:
-    return TextEncoder(vocab_size=len(captions.VOCAB), width=self.text_width,
-                       depth=self.text_depth, num_heads=self.text_heads,
-                       max_tokens=captions.MAX_TOKENS)
+    """The text tower (built once per spec), computing in `compute_dtype`."""
+    return precision.with_policy(
+        TextEncoder(vocab_size=len(captions.VOCAB), width=self.text_width,
+                    depth=self.text_depth, num_heads=self.text_heads,
+                    max_tokens=captions.MAX_TOKENS), self.compute_dtype)
 
   @functools.cached_property
   def image_network(self) -> CNNClassifier:
-    return CNNClassifier(num_classes=self.embed_dim, channels=tuple(self.image_channels),
-                         feature_dim=2 * self.embed_dim)
+    """The image tower (built once per spec), computing in `compute_dtype`."""
+    return precision.with_policy(
+        CNNClassifier(num_classes=self.embed_dim, channels=tuple(self.image_channels),
+                      feature_dim=2 * self.embed_dim), self.compute_dtype)
 
 
 def contrastive_loss(image_emb: jax.Array, text_emb: jax.Array, logit_scale: jax.Array) -> jax.Array:
@@ -186,7 +197,7 @@ def evaluate(spec: ClipSpec, state: TrainState, ctx: EvalContext) -> dict:
   if jax.process_index() == 0:
     result['export_sha256'] = weights_file.save(
         params, os.path.join(ctx.workdir, EXPORT),
-        {'spec': dataclasses.asdict(spec), 'vocab': list(captions.VOCAB), 'step': ctx.step})
+        {'spec': config_lib.group_values(spec), 'vocab': list(captions.VOCAB), 'step': ctx.step})
   return result
 
 
@@ -211,7 +222,7 @@ def load_export(workdir: str) -> tuple[ClipSpec, dict, dict]:
 def make(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Method:
   """The CLIP stage: `config.ldm_clip` decoded once, the functions bound to it."""
   del image_shape  # Convolutions and a dense layer adapt to any size at init.
-  spec = config_lib.decode(ClipSpec, config, 'ldm_clip')
+  spec = config_lib.decode(ClipSpec, config, 'ldm_clip', compute_dtype=config.train.compute_dtype)
   if config.data.name != 'mnist5k_captions':
     raise config_lib.ConfigError(f"config.data.name={config.data.name!r}: the ldm_clip stage trains "
                                  "on captioned images; use 'mnist5k_captions'.")

@@ -26,10 +26,12 @@ import numpy as np
 import optax
 
 from genjax import config as config_lib
+from genjax.core import precision
 from genjax.core.state import TrainState
 from genjax.data import captions
 from genjax.diffusion import losses, schedules
 from genjax.diffusion.denoisers import make_edm_denoiser, make_vp_denoiser
+from genjax.diffusion.spec import DiffusionLossFields
 from genjax.methods.api import StateSpec
 from genjax.methods.diffusion import SampleSpec
 from genjax.methods.ldm import autoencoder as ae_stage
@@ -40,7 +42,7 @@ from genjax.models.text import TextEncoder
 
 
 @dataclasses.dataclass(frozen=True)
-class LDMSpec:
+class LDMSpec(DiffusionLossFields):
   """`config.ldm`: the stages it builds on, the latent U-Net and its diffusion.
 
   Attributes:
@@ -56,10 +58,13 @@ class LDMSpec:
       dropout, use_pooled: the latent U-Net (genjax.models.ldm_unet.LatentUNet).
     caption_dropout: fraction of captions replaced by the empty prompt.
     parameterization, loss_weighting, beta_schedule, num_timesteps, min_snr_gamma,
-      sigma_data, p_mean, p_std, sigma_min, sigma_max: the diffusion, as config.diffusion's.
-      sigma_data 1.0: latents are scaled to unit standard deviation.
+      sigma_data, p_mean, p_std, sigma_min, sigma_max: the diffusion, as config.diffusion's
+      (genjax.diffusion.spec.DiffusionLossFields), but sigma_data 1.0: latents are scaled to
+      unit standard deviation.
     adherence_pairs: prompt pairs per attribute in evaluation (differing in that one).
     eval_unconditional: also score empty-prompt samples (FID of the unconditional model).
+    compute_dtype: `train.compute_dtype` (float32 | bfloat16) of the U-Net, the text encoder
+      and the frozen autoencoder; not a field of this group.
   """
   autoencoder_config: str | None = None
   clip_config: str | None = None
@@ -78,35 +83,17 @@ class LDMSpec:
   text_depth: int = 2
   text_heads: int = 4
   caption_dropout: float = 0.1
-  parameterization: str = 'edm'
-  loss_weighting: str = 'edm'
-  beta_schedule: str = 'linear'
-  num_timesteps: int = 1000
-  min_snr_gamma: float = 5.0
-  sigma_data: float = 1.0
-  p_mean: float = -1.2
-  p_std: float = 1.2
-  sigma_min: float = 0.002
-  sigma_max: float = 80.0
+  sigma_data: float = 1.0  # DiffusionLossFields' 0.5, overridden (the field keeps its place).
   adherence_pairs: int = 100
   eval_unconditional: bool = True
+  compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
-    config_lib.check_choice('ldm.parameterization', self.parameterization,
-                            schedules.PARAMETERIZATIONS)
-    config_lib.check_choice('ldm.loss_weighting', self.loss_weighting, losses.WEIGHTINGS)
-    if (self.loss_weighting == 'edm') != (self.parameterization == 'edm'):
-      raise config_lib.ConfigError(
-          "config.ldm.loss_weighting='edm' goes with ldm.parameterization='edm' and only with "
-          f'it; got {self.loss_weighting!r} with {self.parameterization!r}.')
+    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
+                            sorted(precision.COMPUTE_DTYPES))
+    self.check_diffusion_fields('ldm')
     config_lib.check_range('ldm.caption_dropout', self.caption_dropout, low=0.0, high=1.0)
-    config_lib.check_range('ldm.sigma_min', self.sigma_min, low=0.0, low_open=True)
-    config_lib.check_range('ldm.sigma_max', self.sigma_max, low=self.sigma_min, low_open=True)
     config_lib.check_range('ldm.adherence_pairs', self.adherence_pairs, low=0)
-
-  @property
-  def edm(self) -> bool:
-    return self.parameterization == 'edm'
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -117,8 +104,9 @@ class Parts:
     spec: the LDMSpec.
     image_shape: (H, W, C) of the data.
     latent_shape: (h, w, c) the U-Net denoises (= image_shape in pixel space).
-    unet, text: the flax modules.
-    autoencoder: the frozen autoencoder's module, or None (pixel space).
+    unet, text: the flax modules, computing in `spec.compute_dtype`.
+    autoencoder: the frozen autoencoder's module (in `spec.compute_dtype` too), or None
+      (pixel space).
     frozen: {'autoencoder': params, 'text': params (frozen text), 'latent_scale': []}.
     joint_text: the text encoder trains with the U-Net (no CLIP stage).
     clip: (ClipSpec, params) of the CLIP stage for the CLIP score, or None.
@@ -311,6 +299,12 @@ def load_parts(spec: LDMSpec, image_shape: tuple[int, int, int]) -> Parts:
       raise config_lib.ConfigError(
           f'The autoencoder in {spec.autoencoder_workdir} reads {info["image_channels"]}-channel '
           f'images; this data has {image_shape[-1]}.')
+    # The frozen stages compute in the LDM's dtype, whatever theirs was (their exports do not
+    # record it): under bf16, encoding every batch and decoding every sample run in bf16 too,
+    # for speed. Frozen, they need no gradient precision: their rounding is a deterministic
+    # perturbation of the latents the U-Net learns and of the decoded samples. The latent
+    # scale and the posterior noise stay float32 (`to_latent`, `from_latent`).
+    ae_spec = dataclasses.replace(ae_spec, compute_dtype=spec.compute_dtype)
     autoencoder = ae_spec.network(image_shape[-1])
     stage_specs.append(ae_spec)
     latent_shape = tuple(info['latent_shape'])
@@ -319,19 +313,23 @@ def load_parts(spec: LDMSpec, image_shape: tuple[int, int, int]) -> Parts:
   if spec.clip_workdir is not None:
     clip_spec, clip_params, info = clip_stage.load_export(spec.clip_workdir)
     _stage_hash_check('clip', spec.clip_sha256, info, spec.clip_workdir)
-    text = clip_spec.text_network
+    # The frozen text tower in the LDM's dtype; the CLIP score (`clip`) keeps the export's
+    # float32 spec, so the metric does not depend on train.compute_dtype.
+    text = dataclasses.replace(clip_spec, compute_dtype=spec.compute_dtype).text_network
     frozen['text'] = clip_params['text']
     clip = (clip_spec, clip_params)
     stage_specs.append(clip_spec)
   else:
-    text = TextEncoder(vocab_size=len(captions.VOCAB), width=spec.text_width,
-                       depth=spec.text_depth, num_heads=spec.text_heads,
-                       max_tokens=captions.MAX_TOKENS)
-  unet = LatentUNet(out_channels=latent_shape[-1], channels=tuple(spec.channels),
-                    num_res_blocks=spec.num_res_blocks,
-                    transformer_resolutions=tuple(spec.transformer_resolutions),
-                    num_heads=spec.num_heads, transformer_depth=spec.transformer_depth,
-                    dropout=spec.dropout, use_pooled=spec.use_pooled)
+    text = precision.with_policy(
+        TextEncoder(vocab_size=len(captions.VOCAB), width=spec.text_width,
+                    depth=spec.text_depth, num_heads=spec.text_heads,
+                    max_tokens=captions.MAX_TOKENS), spec.compute_dtype)
+  unet = precision.with_policy(
+      LatentUNet(out_channels=latent_shape[-1], channels=tuple(spec.channels),
+                 num_res_blocks=spec.num_res_blocks,
+                 transformer_resolutions=tuple(spec.transformer_resolutions),
+                 num_heads=spec.num_heads, transformer_depth=spec.transformer_depth,
+                 dropout=spec.dropout, use_pooled=spec.use_pooled), spec.compute_dtype)
   with jax.ensure_compile_time_eval():  # Concrete arrays, even when first built under jit.
     vp = schedules.VPSchedule.create(spec.beta_schedule, spec.num_timesteps)
   return Parts(spec=spec, image_shape=tuple(image_shape), latent_shape=latent_shape, unet=unet,

@@ -17,7 +17,8 @@ from genjax.methods.sr.spec import SRSpec, make_perceptual_fn
 
 def decode(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> SRSpec:
   """`config.sr` as the validated spec, for data of `image_shape` (H, W, C)."""
-  return config_lib.decode(SRSpec, config, 'sr', image_shape=tuple(image_shape))
+  return config_lib.decode(SRSpec, config, 'sr', image_shape=tuple(image_shape),
+                           compute_dtype=config.train.compute_dtype)
 
 
 def load_psnr_generator(spec: SRSpec) -> dict:

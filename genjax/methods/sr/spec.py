@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from genjax import config as config_lib
+from genjax.core import precision
+from genjax.diffusion.spec import EDMFields
 from genjax.models import vgg
 from genjax.models.classifier import CNNClassifier
 from genjax.models.rrdb import Discriminator, RRDBNet
@@ -22,7 +24,7 @@ PERCEPTUAL = ('auto', 'classifier', 'vgg')
 
 
 @dataclasses.dataclass(frozen=True)
-class SRSpec:
+class SRSpec(EDMFields):
   """`config.sr`: x`scale` super-resolution of the data's images (LR made by MATLAB bicubic).
 
   Attributes:
@@ -46,8 +48,12 @@ class SRSpec:
     vgg_layer: the VGG19 layer of the perceptual loss (paper: block5_conv4).
     vgg_weights: a `genjax convert-vgg` .npz, or None.
     unet_channels, unet_num_res_blocks, unet_attention: diffusion's U-Net.
-    sigma_data, p_mean, p_std, sigma_min, sigma_max: diffusion's EDM settings.
+    sigma_data, p_mean, p_std, sigma_min, sigma_max: diffusion's EDM settings
+      (genjax.diffusion.spec.EDMFields).
     image_shape: (H, W, C) of the HR data (not a config field; None until the data is known).
+    compute_dtype: `train.compute_dtype` (float32 | bfloat16) of the generator, the
+      discriminator and the U-Net; not a field of this group. The perceptual features
+      (`make_perceptual_fn`) stay float32.
   """
   arch: str = 'rrdb_psnr'
   scale: int = 4
@@ -68,17 +74,16 @@ class SRSpec:
   unet_channels: tuple[int, ...] = (32, 64, 64)
   unet_num_res_blocks: int = 1
   unet_attention: tuple[int, ...] = ()
-  sigma_data: float = 0.5
-  p_mean: float = -1.2
-  p_std: float = 1.2
-  sigma_min: float = 0.002
-  sigma_max: float = 80.0
   # None while only the config is known (no data yet): the checks against the data wait.
   image_shape: tuple[int, int, int] | None = dataclasses.field(default=None,
                                                                metadata={'config': False})
+  compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
+    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
+                            sorted(precision.COMPUTE_DTYPES))
     config_lib.check_choice('sr.arch', self.arch, ARCHS)
+    self.check_diffusion_fields('sr')
     config_lib.check_choice('sr.scale', self.scale, (2, 4, 8))
     config_lib.check_choice('sr.perceptual', self.perceptual, PERCEPTUAL)
     for key in ('features', 'growth', 'num_blocks'):
@@ -113,18 +118,25 @@ class SRSpec:
 
   @functools.cached_property
   def generator(self) -> RRDBNet:
-    return RRDBNet(out_channels=self.channels, features=self.features, growth=self.growth,
-                   num_blocks=self.num_blocks, scale=self.scale, bicubic_skip=self.bicubic_skip)
+    """The RRDB (built once per spec), computing in `compute_dtype`."""
+    return precision.with_policy(
+        RRDBNet(out_channels=self.channels, features=self.features, growth=self.growth,
+                num_blocks=self.num_blocks, scale=self.scale, bicubic_skip=self.bicubic_skip),
+        self.compute_dtype)
 
   @functools.cached_property
   def discriminator(self) -> Discriminator:
-    return Discriminator(widths=tuple(self.disc_widths))
+    """ESRGAN's discriminator (built once per spec), computing in `compute_dtype`."""
+    return precision.with_policy(Discriminator(widths=tuple(self.disc_widths)),
+                                 self.compute_dtype)
 
   @functools.cached_property
   def unet(self) -> UNet:
-    return UNet(out_channels=self.channels, channels=tuple(self.unet_channels),
-                num_res_blocks=self.unet_num_res_blocks,
-                attention_resolutions=tuple(self.unet_attention))
+    """SR3's U-Net (built once per spec), computing in `compute_dtype`."""
+    return precision.with_policy(
+        UNet(out_channels=self.channels, channels=tuple(self.unet_channels),
+             num_res_blocks=self.unet_num_res_blocks,
+             attention_resolutions=tuple(self.unet_attention)), self.compute_dtype)
 
   @property
   def perceptual_source(self) -> str:
