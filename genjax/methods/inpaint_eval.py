@@ -3,7 +3,11 @@
 `score_bins(fill_fn, data, bins)` fills the test images with each bin's fixed masks and
 reports, per bin (keys '<bin>/<metric>'):
   l1, l1_hole        mean absolute error on the [0, 1] scale, whole image / hole pixels only
-  psnr, psnr_hole    dB, data range 1 on that scale: 10 log10(1 / MSE), mean over images
+  psnr, psnr_hole    dB, data range 1 on that scale: 10 log10(1 / MSE), mean over images;
+                     each image's MSE is floored at 8-bit quantization noise, 1 / (12 255^2)
+                     (58.9 dB at most), so that a perfect fill (common on the black
+                     background of digits) counts, as a finite number, instead of making the
+                     mean infinite or being left out
   ssim, ssim_hole    Wang et al. (2004) as genjax.metrics.image_quality.ssim (whole); the
                      SSIM map (skimage, same window) averaged over hole pixels (hole)
   fid, fid_floor     (digits) FID of the filled test digits against as many train digits,
@@ -27,23 +31,39 @@ from genjax.metrics.extractors import mnist5k_classifier
 from genjax.metrics.generative import label_accuracy
 
 
+# The variance of 8-bit rounding on the [0, 1] scale: errors below it are not visible in a
+# saved image. PSNR's MSE is floored here, which caps it at 10 log10(12 * 255^2) = 58.9 dB.
+QUANTIZATION_MSE = 1.0 / (12 * 255**2)
+
+
+def psnr_from_mse(mse: np.ndarray) -> np.ndarray:
+  """10 log10(1 / max(mse, QUANTIZATION_MSE)) in dB, elementwise (data range 1)."""
+  return -10 * np.log10(np.maximum(mse, QUANTIZATION_MSE))
+
+
 def hole_psnr_l1(truth: np.ndarray, filled: np.ndarray, masks: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
-  """Per image PSNR (dB) and L1 over hole pixels only, on the [0, 1] scale.
+  """Per image PSNR (dB, `psnr_from_mse`) and L1 over hole pixels only, on the [0, 1] scale.
 
   Args:
     truth, filled: [N, H, W, C] in [-1, 1]; masks: [N, H, W], 1 = known.
 
   Returns:
-    (psnr [N], l1 [N]); an image without holes gets inf and 0.
+    (psnr [N], l1 [N]); an image without holes gets nan for both.
   """
   err = (np.asarray(filled, np.float64) - np.asarray(truth, np.float64)) / 2  # [0, 1] scale.
   hole = (1 - masks)[..., None] * np.ones_like(err)
-  n = np.maximum(hole.sum((1, 2, 3)), 1)
+  count = hole.sum((1, 2, 3))
+  n = np.where(count > 0, count, np.nan)
   mse = (hole * err ** 2).sum((1, 2, 3)) / n
   l1 = (hole * np.abs(err)).sum((1, 2, 3)) / n
-  with np.errstate(divide='ignore'):
-    return -10 * np.log10(mse), l1
+  return psnr_from_mse(mse), l1
+
+
+def image_psnr(truth: np.ndarray, filled: np.ndarray) -> np.ndarray:
+  """Per image PSNR (dB, `psnr_from_mse`) of whole images [N, H, W, C] in [-1, 1]: [N]."""
+  err = (np.asarray(filled, np.float64) - np.asarray(truth, np.float64)) / 2
+  return psnr_from_mse(np.mean(err**2, axis=(1, 2, 3)))
 
 
 def hole_ssim(truth: np.ndarray, filled: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -96,10 +116,9 @@ def score_bins(fill_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], data: di
     psnr_hole, l1_hole = hole_psnr_l1(truth, filled, masks)
     out[f'{name}/hole_ratio'] = float(masks_lib.hole_ratio(masks).mean())
     out[f'{name}/l1'] = float(np.mean(np.abs(filled - truth)) / 2)
-    out[f'{name}/l1_hole'] = float(np.mean(l1_hole))
-    out[f'{name}/psnr'] = float(np.mean(np.asarray(
-        image_quality.psnr((truth + 1) / 2, (filled + 1) / 2, data_range=1.0))))
-    out[f'{name}/psnr_hole'] = float(np.mean(psnr_hole[np.isfinite(psnr_hole)]))
+    out[f'{name}/l1_hole'] = float(np.nanmean(l1_hole))
+    out[f'{name}/psnr'] = float(np.mean(image_psnr(truth, filled)))
+    out[f'{name}/psnr_hole'] = float(np.nanmean(psnr_hole))
     out[f'{name}/ssim'] = float(np.mean(np.asarray(
         image_quality.ssim((truth + 1) / 2, (filled + 1) / 2, data_range=1.0))))
     out[f'{name}/ssim_hole'] = float(np.nanmean(hole_ssim(truth, filled, masks)))
