@@ -83,6 +83,15 @@ def saving(workdir: str, min_step: int = 0) -> list[str]:
   return [p for p in paths if int(os.path.basename(p).split('.')[0]) >= min_step]
 
 
+def _identity(path: str) -> tuple | None:
+  """(path, inode): tells a directory from one re-created under its name; None if gone. (Not
+  the ctime: the start-up clean-up deleting a stale directory's files changes it.)"""
+  try:
+    return path, os.stat(path).st_ino
+  except FileNotFoundError:
+    return None
+
+
 def kill_during_save(cmd: list[str], workdir: str, timeout: float, min_step: int = 0,
                      env: dict | None = None) -> tuple[float, str]:
   """Starts `cmd` and kill -9s it as soon as a save of a step >= min_step is seen under way.
@@ -90,9 +99,12 @@ def kill_during_save(cmd: list[str], workdir: str, timeout: float, min_step: int
   Returns:
     (seconds from start to the kill, output). Fails if no save was caught before the run ended.
   """
+  # A save killed earlier leaves its temporary directory until the next run's start-up
+  # clean-up removes it: only a directory made after this start is a save under way.
+  stale = {_identity(p) for p in saving(workdir, min_step)}
   proc, t0 = start(cmd, env), time.monotonic()
   while proc.poll() is None and time.monotonic() - t0 < timeout:
-    if saving(workdir, min_step):
+    if {_identity(p) for p in saving(workdir, min_step)} - stale - {None}:
       kill(proc)
       return time.monotonic() - t0, finish(proc, 60)
     time.sleep(0.002)
