@@ -14,10 +14,8 @@ import os
 
 import jax
 
-from genjax import config as config_lib
-from genjax.methods.diffusion import SampleSpec
-from genjax.methods.ldm import LDMSpec, evaluation, load_parts
-from genjax.train import trained as trained_lib
+from analyze import load_run  # The study's loader, beside this script.
+from genjax.methods.ldm import evaluation
 
 
 def main():
@@ -28,13 +26,7 @@ def main():
   p.add_argument('--seed', type=int, default=0)
   p.add_argument('--out', default=os.path.dirname(os.path.abspath(__file__)))
   args = p.parse_args()
-  workdir = os.path.join(args.workdir, 'ldm') if os.path.isdir(
-      os.path.join(args.workdir, 'ldm')) else args.workdir
-  config = trained_lib.workdir_config(workdir)
-  t = trained_lib.load_trained(workdir, config)
-  parts = load_parts(config_lib.decode(LDMSpec, config, 'ldm'),
-                     tuple(t.run.example['image'].shape[1:]))
-  base = config_lib.decode(SampleSpec, config, 'sample')
+  t, parts, base = load_run(args.workdir)
   rows = []
   print('| w | thickness | slant | size | pairs |\n|---|---|---|---|---|')
   for w in [float(x) for x in args.weights.split(',')]:

@@ -26,12 +26,20 @@ from genjax import config as config_lib  # noqa: E402
 from genjax.methods.diffusion import SampleSpec  # noqa: E402
 from genjax.methods.ldm import LDMSpec, clip, evaluation, load_parts  # noqa: E402
 from genjax.metrics import extractors, suite  # noqa: E402
-from genjax.train import run as run_lib, trained as trained_lib  # noqa: E402
+from genjax.train import pipeline, run as run_lib, trained as trained_lib  # noqa: E402
 from genjax.viz.grid import save_grid  # noqa: E402
 
 PROMPTS = ('a thin zero', 'a thick one leaning left', 'a small two', 'the digit 3, thick',
            'a large four leaning right', 'a thin five', 'a six leaning left', 'a thick seven '
            'leaning right', 'a small eight', 'a nine that is thin and upright')
+
+
+def load_run(workdir: str):
+  """(trained run, its Parts, its SampleSpec) of an LDM run or of a pipeline's workdir."""
+  t = trained_lib.load_trained(pipeline.resolve_workdir(workdir))
+  parts = load_parts(config_lib.decode(LDMSpec, t.config, 'ldm'),
+                     tuple(t.run.example['image'].shape[1:]))
+  return t, parts, config_lib.decode(SampleSpec, t.config, 'sample')
 
 
 def main():
@@ -42,13 +50,8 @@ def main():
   p.add_argument('--out', default=os.path.dirname(os.path.abspath(__file__)))
   p.add_argument('--seed', type=int, default=0)
   args = p.parse_args()
-  workdir = os.path.join(args.workdir, 'ldm') if os.path.isdir(
-      os.path.join(args.workdir, 'ldm')) else args.workdir
-  config = trained_lib.workdir_config(workdir)
-  t = trained_lib.load_trained(workdir, config)
-  parts = load_parts(config_lib.decode(LDMSpec, config, 'ldm'),
-                     tuple(t.run.example['image'].shape[1:]))
-  base = config_lib.decode(SampleSpec, config, 'sample')
+  t, parts, base = load_run(args.workdir)
+  config = t.config
   key = jax.random.key(args.seed)
   os.makedirs(args.out, exist_ok=True)
 
@@ -87,8 +90,8 @@ def main():
     rows.append(row)
     print(json.dumps(row), flush=True)
   with open(os.path.join(args.out, 'sweep.json'), 'w') as f:
-    json.dump({'workdir': workdir, 'step': t.step, 'sampler': base.sampler,
-               'sample_steps': base.num_steps, 'rows': rows}, f, indent=2)
+    json.dump({'workdir': pipeline.resolve_workdir(args.workdir), 'step': t.step,
+               'sampler': base.sampler, 'sample_steps': base.num_steps, 'rows': rows}, f, indent=2)
   fig, ax = plt.subplots(figsize=(4.5, 3.5))
   ax.plot([r['prompt_accuracy'] for r in rows], [r['fid_ratio'] for r in rows], 'o-')
   for r in rows:
