@@ -21,6 +21,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from genjax.core import optim
+from genjax.core import precision
 from genjax.core import xla_cpu
 
 
@@ -33,6 +34,9 @@ def _choices() -> dict[str, tuple]:
       'optim.name': optim.OPTIMIZERS,
       'optim.schedule': optim.SCHEDULES,
       'train.xla_cpu_convolutions': xla_cpu.LIBRARIES,
+      # Checked here once for every family; their specs take it as given (and
+      # precision.with_policy refuses a bad name for a spec built without a config).
+      'train.compute_dtype': sorted(precision.COMPUTE_DTYPES),
   }
 
 

@@ -51,8 +51,6 @@ class ClassifierSpec:
   compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
-    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
-                            sorted(precision.COMPUTE_DTYPES))
     config_lib.check_choice('classifier.conv_method', self.conv_method, (None,) + conv.METHODS)
     config_lib.check_range('classifier.num_classes', self.num_classes, low=2)
     config_lib.check_range('classifier.dropout', self.dropout, low=0.0, high=1.0, high_open=True)

@@ -81,8 +81,6 @@ class DiffusionSpec(DiffusionLossFields):
   compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
-    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
-                            sorted(precision.COMPUTE_DTYPES))
     self.check_diffusion_fields('diffusion')
     config_lib.check_range('diffusion.patch_size', self.patch_size, low=1)
     config_lib.check_range('diffusion.label_dropout', self.label_dropout, low=0.0, high=1.0)

@@ -90,8 +90,6 @@ class InpaintSpec:
   compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
-    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
-                            sorted(precision.COMPUTE_DTYPES))
     config_lib.check_choice('inpaint.arch', self.arch, ARCHS)
     config_lib.check_choice('inpaint.feature_net', self.feature_net, (None,) + FEATURE_NETS)
     config_lib.check_choice('inpaint.train_masks', self.train_masks, MASK_KINDS)

@@ -69,8 +69,6 @@ class VAESpec:
   compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
-    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
-                            sorted(precision.COMPUTE_DTYPES))
     config_lib.check_choice('vae.likelihood', self.likelihood, LIKELIHOODS)
     config_lib.check_range('vae.latent_dim', self.latent_dim, low=1)
     config_lib.check_range('vae.beta', self.beta, low=0.0)

@@ -37,8 +37,6 @@ class Gan:
   compute_dtype: str = 'float32'
 
   def __post_init__(self):
-    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
-                            sorted(precision.COMPUTE_DTYPES))
     if (self.spec.arch == 'stylegan') != (self.style is not None):
       raise config_lib.ConfigError(
           f'config.gan.arch={self.spec.arch!r} with{"out" if self.style is None else ""} '

@@ -52,8 +52,6 @@ class AutoencoderSpec:
   compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
-    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
-                            sorted(precision.COMPUTE_DTYPES))
     config_lib.check_choice('ldm_autoencoder.loss', self.loss, ('l1', 'l2'))
     config_lib.check_range('ldm_autoencoder.latent_channels', self.latent_channels, low=1)
     config_lib.check_range('ldm_autoencoder.kl_weight', self.kl_weight, low=0.0)

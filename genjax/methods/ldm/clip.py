@@ -57,8 +57,6 @@ class ClipSpec:
   compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
-    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
-                            sorted(precision.COMPUTE_DTYPES))
     config_lib.check_range('ldm_clip.text_depth', self.text_depth, low=1)
     config_lib.check_range('ldm_clip.temperature', self.temperature, low=0.0, low_open=True)
     if self.text_width % self.text_heads:

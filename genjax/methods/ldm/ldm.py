@@ -89,8 +89,6 @@ class LDMSpec(DiffusionLossFields):
   compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
-    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
-                            sorted(precision.COMPUTE_DTYPES))
     self.check_diffusion_fields('ldm')
     config_lib.check_range('ldm.caption_dropout', self.caption_dropout, low=0.0, high=1.0)
     config_lib.check_range('ldm.adherence_pairs', self.adherence_pairs, low=0)

@@ -80,8 +80,6 @@ class SRSpec(EDMFields):
   compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
-    config_lib.check_choice('train.compute_dtype', self.compute_dtype,
-                            sorted(precision.COMPUTE_DTYPES))
     config_lib.check_choice('sr.arch', self.arch, ARCHS)
     self.check_diffusion_fields('sr')
     config_lib.check_choice('sr.scale', self.scale, (2, 4, 8))
