@@ -37,6 +37,7 @@ def get_config(method: str = 'classifier', *groups: str) -> ml_collections.Confi
       batch_size=128,  # Global, over all devices and processes.
       eval_batch_size=500,
       pad_to=config_dict.placeholder(int),  # Zero-pad (in [-1, 1]: -1) to a square side, 28 -> 32.
+      tile_to=config_dict.placeholder(int),  # Cut each image into square tiles of this side.
       crop_to=config_dict.placeholder(int),  # Centre crop to a square side (before resize_to).
       resize_to=config_dict.placeholder(int),  # Bilinear resize to a square side.
       cache=True,  # Keep the preprocessed train split in host memory (small data sets).

@@ -100,7 +100,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     check_range(key, _get(config, key), low=0.0, high=1.0, high_open=True)
   if not _get(config, 'optim.eps') > 0:
     raise ConfigError(f'config.optim.eps={config.optim.eps!r} must be > 0.')
-  for key in ('data.pad_to', 'data.crop_to', 'data.resize_to', 'eval.num_examples'):
+  for key in ('data.pad_to', 'data.tile_to', 'data.crop_to', 'data.resize_to', 'eval.num_examples'):
     value = _get(config, key)
     if value is not None and value <= 0:
       raise ConfigError(f'config.{key}={value!r} must be None or > 0.')

@@ -61,6 +61,22 @@ def test_centre_crop_keeps_the_pixels_and_refuses_a_larger_side():
     data.Preprocess(crop_to=6)({'image': image})
 
 
+def test_tiles_cut_every_image_into_a_grid_and_keep_the_other_fields():
+  images = [np.arange(5 * 7, dtype=np.uint8).reshape(5, 7, 1), np.full((4, 4, 1), 9, np.uint8)]
+  source = [{'image': im, 'name': n} for im, n in zip(images, ('a', 'b'))]
+  tiles = data.Tiles(source, 2)
+  # 5x7 -> 2 rows x 3 columns (the last row and column dropped); 4x4 -> 2 x 2.
+  assert len(tiles) == 6 + 4
+  np.testing.assert_array_equal(tiles[0]['image'], images[0][0:2, 0:2])
+  np.testing.assert_array_equal(tiles[5]['image'], images[0][2:4, 4:6])
+  assert [t['name'] for t in (tiles[5], tiles[6])] == ['a', 'b']
+  # Every pixel of the kept grid appears exactly once.
+  grid = np.concatenate([tiles[j]['image'].ravel() for j in range(6)])
+  np.testing.assert_array_equal(np.sort(grid), np.sort(images[0][:4, :6].ravel()))
+  with pytest.raises(ValueError, match=r'tile_to=5 is larger than image 1 \(4x4\); use at most 4'):
+    data.Tiles(source, 5)
+
+
 def _pipeline(batch=32, **kw):
   src = data.get_source('mnist5k', 'train')
   return data.InputPipeline(src, global_batch_size=batch, seed=7,

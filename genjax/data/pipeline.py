@@ -116,6 +116,50 @@ def _stack(examples: list[dict]) -> dict:
     raise ValueError(f'Cannot batch images of different shapes {shapes}; set data.resize_to.') from e
 
 
+class Tiles:
+  """Random access to the size x size tiles of a source's images: more examples, same scale.
+
+  Each image is cut into a grid of non-overlapping tiles from its top-left corner (a right or
+  bottom strip narrower than `size` is dropped); a tile keeps its image's other fields. For
+  super-resolution on a few large photos: every pixel is training data and none is resampled,
+  where a centre crop (`Preprocess.crop_to`) would discard most of them. Reads each image once
+  to count its tiles.
+
+  Args:
+    source: random-access examples with 'image' [H, W, C] or [H, W].
+    size: the tile side, in pixels.
+
+  Raises:
+    ValueError: an image smaller than `size` on either side.
+  """
+
+  def __init__(self, source, size: int):
+    self._source, self._size = source, size
+    self._index = []  # (example, top, left) of every tile.
+    for i in range(len(source)):
+      h, w = np.shape(source[i]['image'])[:2]
+      if h < size or w < size:
+        raise ValueError(f'data.tile_to={size} is larger than image {i} ({h}x{w}); use at most '
+                         f'{min(h, w)}.')
+      self._index += [(i, r * size, c * size) for r in range(h // size) for c in range(w // size)]
+
+  def __len__(self) -> int:
+    return len(self._index)
+
+  def __getitem__(self, j: int) -> dict:
+    i, top, left = self._index[j]
+    example = dict(self._source[i])
+    example['image'] = np.asarray(example['image'])[top:top + self._size, left:left + self._size]
+    return example
+
+
+def config_source(config: ml_collections.ConfigDict, split: str):
+  """The random-access source of `split` that `config.data` describes (tiled by data.tile_to)."""
+  c = config.data
+  source = sources.get_source(c.name, split, c.data_dir, download=c.download)
+  return source if c.get('tile_to') is None else Tiles(source, c.tile_to)
+
+
 class _Rows:
   """Random access to the rows of a dict of equally long arrays."""
 
@@ -184,9 +228,7 @@ def load_split(config: ml_collections.ConfigDict, split: str,
   if config.data.name in VIEWS:
     arrays = _read_view(config, split)
     return {k: v[:max_examples] for k, v in arrays.items()}
-  source = sources.get_source(config.data.name, split, config.data.data_dir,
-                              download=config.data.download)
-  return read_split(source, make_preprocess(config), max_examples)
+  return read_split(config_source(config, split), make_preprocess(config), max_examples)
 
 
 # Views: a data set with fields added to its preprocessed arrays by a stage, on the same
@@ -218,8 +260,7 @@ def make_train_pipeline(config: ml_collections.ConfigDict, process_index: int = 
   if config.data.name in VIEWS:  # Already preprocessed, in memory.
     source, preprocess, cache = _Rows(_read_view(config, config.data.train_split)), _identity, False
   else:
-    source = sources.get_source(config.data.name, config.data.train_split, config.data.data_dir,
-                                download=config.data.download)
+    source = config_source(config, config.data.train_split)
     preprocess, cache = make_preprocess(config), config.data.cache
   return InputPipeline(source, global_batch_size=config.data.batch_size, seed=config.seed,
                        preprocess_fn=preprocess, process_index=process_index,
