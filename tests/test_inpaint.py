@@ -95,6 +95,21 @@ def test_networks_keep_the_image_size_and_fill_pastes_known_pixels(arch):
     inpaint.fill(spec, params, x, np.ones((3, 28, 28)))
 
 
+def test_pconv_tanh_output_is_tanh_of_the_linear_one():
+  x = jnp.asarray(np.random.default_rng(3).uniform(-1, 1, (2, 14, 14, 1)), jnp.float32)
+  m = jnp.ones((2, 14, 14, 1)).at[:, 4:9].set(0.0)
+  linear = inpaint.InpaintSpec(channels=(4,), kernel_sizes=(3,), feature_net=None)
+  tanh = inpaint.InpaintSpec(channels=(4,), kernel_sizes=(3,), feature_net=None, output='tanh')
+  params = linear.network.init(jax.random.key(0), x, m)['params']
+  params = jax.tree.map(lambda p: p * 8.0, params)  # Outputs well outside [-1, 1].
+  raw = np.asarray(inpaint.predict(linear, params, x, m))
+  assert np.abs(raw).max() > 1.5
+  np.testing.assert_allclose(inpaint.predict(tanh, params, x, m), np.tanh(raw), rtol=1e-5,
+                             atol=1e-6)
+  with pytest.raises(ConfigError, match="inpaint.output='sigmoid'"):
+    inpaint.InpaintSpec(output='sigmoid')
+
+
 def test_loss_terms_against_closed_forms():
   spec = inpaint.InpaintSpec(feature_net=None)
   images = jnp.zeros((1, 4, 4, 1))

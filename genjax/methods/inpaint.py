@@ -43,6 +43,7 @@ from genjax.stylize.losses import gram_matrix
 from genjax.viz.grid import save_grid
 
 ARCHS = ('ae', 'pconv')
+OUTPUTS = ('linear', 'tanh')
 FEATURE_NETS = ('classifier', 'vgg')
 MASK_KINDS = ('free_form', 'rectangles')
 # The bins pictured by write_images and the study: small, middle, large holes.
@@ -57,6 +58,7 @@ class InpaintSpec:
     arch: 'ae' (the seed's masked autoencoder) | 'pconv' (partial-conv U-Net).
     channels: encoder widths, one per halving of the resolution.
     kernel_sizes: pconv's encoder kernels, one per level (the paper's 7, 5, 5, 3...).
+    output: pconv's last layer: 'linear' (the paper's) | 'tanh' (the seed autoencoder's).
     feature_net: network of the perceptual and style losses: 'classifier' (the shipped
       mnist5k classifier, 1-channel 28x28 digits) | 'vgg' (random-weight VGG19, seed 0; RGB)
       | None (no perceptual or style loss).
@@ -74,6 +76,7 @@ class InpaintSpec:
   arch: str = 'pconv'
   channels: tuple[int, ...] = (32, 64, 128)
   kernel_sizes: tuple[int, ...] = (5, 3, 3)
+  output: str = 'linear'
   feature_net: str | None = 'classifier'
   valid_weight: float = 1.0
   hole_weight: float = 6.0
@@ -91,6 +94,7 @@ class InpaintSpec:
 
   def __post_init__(self):
     config_lib.check_choice('inpaint.arch', self.arch, ARCHS)
+    config_lib.check_choice('inpaint.output', self.output, OUTPUTS)
     config_lib.check_choice('inpaint.feature_net', self.feature_net, (None,) + FEATURE_NETS)
     config_lib.check_choice('inpaint.train_masks', self.train_masks, MASK_KINDS)
     for name in ('valid_weight', 'hole_weight', 'perceptual_weight', 'style_weight', 'tv_weight'):
@@ -120,7 +124,7 @@ class InpaintSpec:
       module = MaskedAutoencoder(channels=tuple(self.channels), out_channels=c)
     else:
       module = PConvUNet(channels=tuple(self.channels), kernel_sizes=tuple(self.kernel_sizes),
-                         out_channels=c)
+                         out_channels=c, output=self.output)
     return precision.with_policy(module, self.compute_dtype)
 
 

@@ -112,14 +112,20 @@ class PConvUNet(nn.Module):
     kernel_sizes: kernel of each encoder level (the paper's 7, 5, 5, 3, ...); the decoder
       uses 3x3.
     out_channels: C of the images.
+    output: 'linear' (the paper's last layer, no activation) | 'tanh' (as the seed's
+      autoencoder: a constant background at -1 is then approached by saturation, where a
+      linear output under L1 jitters around it by a few grey levels).
   """
   channels: Sequence[int] = (32, 64, 128)
   kernel_sizes: Sequence[int] = (5, 3, 3)
   out_channels: int = 1
+  output: str = 'linear'
 
   @nn.compact
   def __call__(self, images: jax.Array, mask: jax.Array) -> jax.Array:
     """Raw prediction [B, H, W, C] of images [B, H, W, C] in [-1, 1] with holes mask [B, H, W, 1]."""
+    if self.output not in ('linear', 'tanh'):
+      raise ValueError(f"PConvUNet: output={self.output!r}; use 'linear' or 'tanh'.")
     if len(self.kernel_sizes) != len(self.channels):
       raise ValueError(f'PConvUNet: {len(self.channels)} channels but {len(self.kernel_sizes)} '
                        'kernel sizes; give one per level.')
@@ -140,7 +146,7 @@ class PConvUNet(nn.Module):
       x, m = PartialConv2D(c, (3, 3), name=f'dec{i}')(x, m)
       if i < len(widths) - 1:
         x = nn.leaky_relu(x, 0.2)
-    return x
+    return jnp.tanh(x) if self.output == 'tanh' else x
 
 
 class MaskedAutoencoder(nn.Module):
