@@ -28,6 +28,7 @@ from genjax.tools.commands import parse_labels  # noqa: F401  # Re-exported (gen
 from genjax.tools import inpaint as inpaint_tool  # Defines the inpaint verb's flags.
 from genjax.tools import upscale as upscale_tool  # Defines the upscale verb's flags.
 from genjax.tools import generate as generate_tool  # Defines the generate verb's flags.
+from genjax.tools import supervise
 
 _REPO = commands.REPO
 DEMO_CONFIG = commands.DEMO_CONFIG
@@ -233,11 +234,10 @@ def main(argv) -> None:
     lost = [] if _is_users_error(e) else _lost_processes()
     if lost and not _DEBUG.value:  # A peer died: say which, not a collective's traceback.
       import jax  # pylint: disable=g-import-not-at-top
-      print(f'genjax: LostProcess: process {", ".join(map(str, lost))} of '
-            f'{jax.process_count()} stopped responding ({type(e).__name__}); process '
-            f'{jax.process_index()} stops too. Restart every process with the same command to '
-            'resume from the last checkpoint.', file=sys.stderr, flush=True)
-      os._exit(3)  # pylint: disable=protected-access  # No shutdown barrier with a dead peer.
+      print(supervise.lost_message(lost, jax.process_count(), jax.process_index(),
+                                   type(e).__name__), file=sys.stderr, flush=True)
+      # pylint: disable-next=protected-access
+      os._exit(supervise.LOST_EXIT)  # No shutdown barrier with a dead peer.
     if not _is_users_error(e) or _DEBUG.value:
       raise
     commands.fail(e)
@@ -408,6 +408,8 @@ def run() -> None:
   if topic is not None:
     print(verb_help(topic) if topic else overview())
     return
+  if supervise.wanted(sys.argv):  # One process of several: the runtime may abort it (see there).
+    sys.exit(supervise.run(sys.argv))
   spec = _config_spec(sys.argv)
   if spec:  # Config files `from configs import base`, wherever genjax is launched from.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(spec.split(':')[0]))))
