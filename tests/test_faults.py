@@ -306,6 +306,26 @@ def _wait_for_step(proc: subprocess.Popen, step: int, timeout: float) -> str:
   raise AssertionError(f'process 0 ended before step {step}:\n{"".join(lines)[-3000:]}')
 
 
+def test_a_signal_during_the_stop_agreement_counts_at_the_next_one(monkeypatch):
+  """The race the 2-process SIGTERM test hit (2026-12-06: 9 of 13 runs deadlocked): process 1's
+  SIGTERM landed while it waited in the agreement's gather, after its flag was sent; it then
+  stopped alone and saved, while process 0 went on to the next agreement."""
+  stop = loop._StopRequest()  # pylint: disable=protected-access
+  gathered = []
+
+  def gather(flag):  # Process 1's view: the peer sent 0; the signal lands mid-gather.
+    gathered.append(int(flag))
+    if len(gathered) == 1:
+      stop(signal.SIGTERM, None)
+    return np.array([0, int(flag)], np.int32)
+  monkeypatch.setattr(loop.multihost_utils, 'process_allgather', gather)
+  monkeypatch.setattr(loop.jax, 'process_count', lambda: 2)
+  assert not stop.requested(sync=False)  # Between log steps nobody asks.
+  assert not stop.requested(sync=True)  # What the peer saw too: both go on.
+  assert stop.requested(sync=True) and stop.signum == signal.SIGTERM  # Both stop, together.
+  assert gathered == [0, signal.SIGTERM]
+
+
 @pytest.mark.slow  # Two processes of jax.distributed: `make test-all`.
 def test_sigterm_to_one_process_checkpoints_both(tmp_path):
   procs = _two_processes(str(tmp_path))
@@ -318,27 +338,33 @@ def test_sigterm_to_one_process_checkpoints_both(tmp_path):
       faults.kill(p)
   assert [p.returncode for p in procs] == [128 + signal.SIGTERM] * 2, outs
   (step,) = os.listdir(tmp_path / 'checkpoints')
-  assert 3 <= int(step) < 400 and f'checkpoint saved at {tmp_path}/checkpoints/{step}' in outs[0]
-  # Both processes wrote their part of the same checkpoint.
-  assert {'ocdbt.process_0', 'ocdbt.process_1'} <= set(
-      os.listdir(tmp_path / 'checkpoints' / step / 'default'))
+  assert 3 <= int(step) < 400
+  # Both stopped at the same step, after the same save, and the saved files are whole. (The
+  # classifier's state is replicated: process 0 writes it all, process 1 joins the save's
+  # barriers; orbax makes no process_1 file for it.)
+  for out in outs:
+    assert f'checkpoint saved at {tmp_path}/checkpoints/{step}.' in out, out[-2000:]
+  saved = str(tmp_path / 'checkpoints' / step)
+  assert os.path.exists(os.path.join(saved, checkpoint.MANIFEST))
+  assert checkpoint._verify_manifest(saved) is None  # pylint: disable=protected-access
 
 
 @pytest.mark.slow  # Two processes of jax.distributed: `make test-all`.
-def test_a_lost_peer_is_named_within_a_bounded_time(tmp_path):
+@pytest.mark.parametrize('lost', [1, 0])  # 0: the coordinator, whose service goes with it.
+def test_a_lost_peer_is_named_within_a_bounded_time(tmp_path, lost):
   procs = _two_processes(str(tmp_path))
+  survivor = procs[1 - lost]
   try:
     _wait_for_step(procs[0], 3, timeout=300)
-    faults.kill(procs[1])  # kill -9: no goodbye.
+    faults.kill(procs[lost])  # kill -9: no goodbye.
     t0 = time.monotonic()
-    out = faults.finish(procs[0], 120)  # Fails (and kills) if process 0 hangs.
+    out = faults.finish(survivor, 120)  # Fails (and kills) if the survivor hangs.
     waited = time.monotonic() - t0
   finally:
     for p in procs:
       faults.kill(p)
-  assert procs[0].returncode != 0 and waited < 90, out[:3000]  # Bounded: no hang.
-  if 'genjax: LostProcess: process 1 of 2 stopped responding' not in out:
-    # Measured 2026-12-06: the survivor is aborted by JAX's runtime (SIGABRT, -6; the whole
-    # test took 56 s), before genjax.main can name the lost process (issue 25, still open).
-    pytest.xfail(f'survivor exited {procs[0].returncode} without naming process 1')
-  assert procs[0].returncode == 3, out[:3000]
+  assert survivor.returncode != 0 and waited < 90, out[-3000:]  # Bounded: no hang.
+  # jaxlib aborts the survivor (SIGABRT) when the service declares the peer dead; its
+  # supervisor (genjax.tools.supervise) reads the runtime's message and names the peer.
+  assert f'genjax: LostProcess: process {lost} of 2 stopped responding' in out, out[-3000:]
+  assert survivor.returncode == 3, out[-3000:]

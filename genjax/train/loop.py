@@ -54,10 +54,14 @@ class _StopRequest:
       return self.signum is not None
     if not sync:
       return False
-    # Every process must agree, or one would wait forever in the next collective.
+    # Every process must agree, or one would wait forever in the next collective. So the
+    # answer is the gathered flags' alone: a signal that lands during the gather (where a
+    # waiting process spends its time) counts at the next log step, on every process.
     flags = multihost_utils.process_allgather(np.int32(self.signum or 0))
-    self.signum = self.signum or (int(flags.max()) or None)
-    return self.signum is not None
+    agreed = int(flags.max()) or None
+    if agreed is not None:
+      self.signum = self.signum or agreed
+    return agreed is not None
 
 
 def _every(step: int, period: int) -> bool:
