@@ -326,8 +326,7 @@ def test_a_signal_during_the_stop_agreement_counts_at_the_next_one(monkeypatch):
   assert gathered == [0, signal.SIGTERM]
 
 
-@pytest.mark.slow  # Two processes of jax.distributed: `make test-all`.
-def test_sigterm_to_one_process_checkpoints_both(tmp_path):
+def test_sigterm_to_one_process_checkpoints_both(tmp_path):  # Two processes: ~25 s.
   procs = _two_processes(str(tmp_path))
   try:
     _wait_for_step(procs[0], 3, timeout=300)
@@ -349,8 +348,8 @@ def test_sigterm_to_one_process_checkpoints_both(tmp_path):
   assert checkpoint._verify_manifest(saved) is None  # pylint: disable=protected-access
 
 
-@pytest.mark.slow  # Two processes of jax.distributed: `make test-all`.
-@pytest.mark.parametrize('lost', [1, 0])  # 0: the coordinator, whose service goes with it.
+# 0: the coordinator, whose service goes with it (`make test-all`). Two processes: ~30 s each.
+@pytest.mark.parametrize('lost', [1, pytest.param(0, marks=pytest.mark.slow)])
 def test_a_lost_peer_is_named_within_a_bounded_time(tmp_path, lost):
   procs = _two_processes(str(tmp_path))
   survivor = procs[1 - lost]

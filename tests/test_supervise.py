@@ -25,6 +25,7 @@ ABORT = ('F1206 19:46:27.424394 6427 client.h:80] Terminating process because th
     (['genjax', 'train', '--num_processes=2', '--process_id=0'], True),
     (['genjax', 'train', '--num_processes', '2'], True),
     (['genjax', 'train', '--coordinator_address=localhost:1234'], True),
+    (['genjax', 'train', '--distributed'], True),
     (['genjax', 'train', '--num_processes=1'], False),
     (['genjax', 'train', '--config=c.py'], False),
     (['genjax', 'train', '--num_processes=two'], False),  # absl refuses it itself.
@@ -61,6 +62,8 @@ def test_an_aborted_child_is_named_and_other_ends_are_passed_on(capfd):
   assert 'Terminating process' in err  # The child's own words pass through.
   assert err.rstrip().splitlines()[-1].startswith(
       'genjax: LostProcess: process 1 of 2 stopped responding')
+  assert supervise.run(['genjax', 'train', '--distributed'], aborted) == supervise.LOST_EXIT
+  assert 'process 1 stopped responding' in capfd.readouterr().err  # Auto-detected: no count.
   assert supervise.run(argv, _python('import sys; sys.exit(2)')) == 2
   assert supervise.run(argv, _python('import os; os.kill(os.getpid(), 15)')) == 128 + 15
   # An abort that is not the runtime's is passed on as it is.

@@ -4,7 +4,7 @@ When jax.distributed's coordination service declares a peer dead (no heartbeat f
 timeout), jaxlib terminates every surviving process from C++ (SIGABRT) before any more of
 its Python runs, so the process itself cannot say which peer was lost: it dies with the
 runtime's message on stderr. `genjax` therefore runs each process of a multi-process run
-(`--num_processes` > 1 or `--coordinator_address`) as the child of a thin supervisor, as
+(`--num_processes` > 1 or `--coordinator_address` or `--distributed`) as the child of a thin supervisor, as
 torchrun's agent does: the child does all the work; the supervisor passes its output
 through, forwards SIGTERM and SIGINT (a preempted job still checkpoints), takes the child
 down with it if it is killed itself (Linux: PR_SET_PDEATHSIG), and, if the runtime aborted
@@ -50,7 +50,7 @@ def wanted(argv: list[str], environ=os.environ) -> bool:
     several = count is not None and int(count) > 1
   except ValueError:
     several = False  # absl refuses the flag with its own message.
-  return several or _flag(argv, 'coordinator_address') is not None
+  return several or _flag(argv, 'coordinator_address') is not None or '--distributed' in argv
 
 
 def lost_processes(stderr: str, me: int | None) -> tuple[list[int], str]:
@@ -80,9 +80,10 @@ def lost_processes(stderr: str, me: int | None) -> tuple[list[int], str]:
 def lost_message(lost: list[int], count: int | None, me: int | None, cause: str) -> str:
   """The one line that says which peer was lost and what to do."""
   of = f' of {count}' if count else ''
+  this = 'this process' if me is None else f'process {me}'
   return (f'genjax: LostProcess: process {", ".join(map(str, lost))}{of} stopped responding '
-          f'({cause}); process {me} stops too. Restart every process with the same command '
-          'to resume from the last checkpoint.')
+          f'({cause}); {this} stops too. Restart every process with the same command to '
+          'resume from the last checkpoint.')
 
 
 def _die_with_parent() -> None:
