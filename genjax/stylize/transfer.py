@@ -135,8 +135,16 @@ def _features(params, image, layers, preprocessing):
   return {k: v[0] for k, v in vgg.network('vgg19').apply(params, x, layers).items()}
 
 
+@functools.partial(jax.jit, static_argnames=('spec', 'preprocessing', 'norm'),
+                   compiler_options=xla_cpu.compiler_options('eigen'))
 def _targets(params, content, style, spec: StylizeSpec, preprocessing: str, norm: str):
-  """Content features, style Grams and their normalisers (1 unless norm == 'style')."""
+  """Content features, style Grams and their normalisers (1 unless norm == 'style').
+
+  Jitted, though it runs once per level: op by op, its VGG19 activations are hundreds of
+  small allocations that the allocator keeps but the step's one large buffer cannot reuse
+  (RSS +400 MiB at 256x256, experiments/style_transfer/memory_probe.py); compiled, they are
+  one buffer, freed whole.
+  """
   cf = _features(params, content, spec.content_layers, preprocessing)
   sf = _features(params, style, spec.style_layers, preprocessing)
   grams = {k: losses.gram_matrix(v) for k, v in sf.items()}
@@ -286,9 +294,13 @@ def stylize(content: np.ndarray, style: np.ndarray, *, weights: str | Network | 
     for first in range(0, spec.steps, spec.chunk):
       length = min(spec.chunk, spec.steps - first)
       auxes = []
-      for _ in range(length):  # Dispatched asynchronously; read back once per chunk.
+      for _ in range(length):  # Losses read back once per chunk.
         image, opt_state, aux = _step(image, opt_state, net.params, targets, spec=spec,
                                       preprocessing=net.preprocessing, weights=(cw, sw))
+        # One step in flight: steps dispatched ahead each held their own buffers on XLA:CPU
+        # (a chunk of 4: RSS +700-940 MiB at 256x256 against +270-600 one at a time,
+        # experiments/style_transfer/memory_probe.py). Waiting costs nothing next to a step.
+        image.block_until_ready()
         auxes.append(aux)
       aux = {k: np.stack([np.asarray(a[k]) for a in jax.device_get(auxes)]) for k in auxes[0]}
       now = time.perf_counter() - start
