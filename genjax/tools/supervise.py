@@ -120,7 +120,7 @@ def run(argv: list[str], command: list[str] | None = None) -> int:
   reader = threading.Thread(target=pass_through, daemon=True)
   reader.start()
   code = child.wait()
-  reader.join()
+  reader.join(timeout=10)  # A grandchild could hold stderr open; the abort message came first.
   me = _flag(argv, 'process_id')
   me = int(me) if me is not None and me.isdigit() else None
   count = _flag(argv, 'num_processes')
