@@ -44,7 +44,8 @@ _ARCH = flags.DEFINE_enum('arch', 'vgg19', ['vgg19', 'vgg16'], 'The VGG the weig
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False,
                                  'Call jax.distributed.initialize() with cluster auto-detection.')
 _COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'host:port of process 0.')
-_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes; above 1 each '
+                                      'runs under a supervisor that names a lost peer (exit 3).')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process\'s index.')
 KEEP_FREED_MEMORY = flags.DEFINE_bool(
     'keep_freed_memory', True, 'glibc: keep freed memory in the process instead of returning it '
