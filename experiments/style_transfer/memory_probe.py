@@ -10,7 +10,9 @@ sets genjax's.
 """
 import argparse
 import json
+import os
 import resource
+import sys
 import time
 
 
@@ -18,7 +20,6 @@ def rss_mib() -> tuple[float, float]:
   """(resident now, peak so far) in MiB (Linux)."""
   with open('/proc/self/statm') as f:
     pages = int(f.read().split()[1])
-  import os  # pylint: disable=g-import-not-at-top
   now = pages * os.sysconf('SC_PAGE_SIZE') / 2**20
   return now, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -44,7 +45,6 @@ def main():
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from genjax.core import malloc  # pylint: disable=g-import-not-at-top
   from genjax.stylize import transfer  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
   sys.path.insert(0, 'experiments/style_transfer')
   from torch_speed import images  # pylint: disable=g-import-not-at-top
   if a.keep_freed_memory:

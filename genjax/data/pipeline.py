@@ -135,9 +135,10 @@ class Tiles:
 
   def __init__(self, source, size: int):
     self._source, self._size = source, size
+    self._last = (None, None)  # (i, example): a tile's neighbours come from the same image.
     self._index = []  # (example, top, left) of every tile.
     for i in range(len(source)):
-      h, w = np.shape(source[i]['image'])[:2]
+      h, w = np.shape(self._example(i)['image'])[:2]
       if h < size or w < size:
         raise ValueError(f'data.tile_to={size} is larger than image {i} ({h}x{w}); use at most '
                          f'{min(h, w)}.')
@@ -146,9 +147,15 @@ class Tiles:
   def __len__(self) -> int:
     return len(self._index)
 
+  def _example(self, i: int) -> dict:
+    """Example i of the source, decoded once for all its tiles read in a row."""
+    if self._last[0] != i:
+      self._last = (i, self._source[i])
+    return self._last[1]
+
   def __getitem__(self, j: int) -> dict:
     i, top, left = self._index[j]
-    example = dict(self._source[i])
+    example = dict(self._example(i))
     example['image'] = np.asarray(example['image'])[top:top + self._size, left:left + self._size]
     return example
 

@@ -41,15 +41,18 @@ def _flag(argv: list[str], name: str) -> str | None:
   return None
 
 
+def _int_flag(argv: list[str], name: str) -> int | None:
+  """The integer value of --name in argv, or None (absent, or not an integer: absl refuses it
+  with its own message)."""
+  value = _flag(argv, name)
+  return int(value) if value is not None and value.isdigit() else None
+
+
 def wanted(argv: list[str], environ=os.environ) -> bool:
   """Whether `genjax ARGV` is one process of several and not yet under a supervisor."""
   if environ.get(ENV):
     return False
-  count = _flag(argv, 'num_processes')
-  try:
-    several = count is not None and int(count) > 1
-  except ValueError:
-    several = False  # absl refuses the flag with its own message.
+  several = (_int_flag(argv, 'num_processes') or 1) > 1
   return several or _flag(argv, 'coordinator_address') is not None or '--distributed' in argv
 
 
@@ -121,12 +124,9 @@ def run(argv: list[str], command: list[str] | None = None) -> int:
   reader.start()
   code = child.wait()
   reader.join(timeout=10)  # A grandchild could hold stderr open; the abort message came first.
-  me = _flag(argv, 'process_id')
-  me = int(me) if me is not None and me.isdigit() else None
-  count = _flag(argv, 'num_processes')
+  me, count = _int_flag(argv, 'process_id'), _int_flag(argv, 'num_processes')
   lost, cause = lost_processes(''.join(tail), me) if code != 0 else ([], '')
   if lost:
-    print(lost_message(lost, int(count) if count and count.isdigit() else None, me, cause),
-          file=sys.stderr, flush=True)
+    print(lost_message(lost, count, me, cause), file=sys.stderr, flush=True)
     return LOST_EXIT
   return 128 - code if code < 0 else code
