@@ -135,6 +135,52 @@ def test_configs_decode_and_refuse_bad_values(load):
     sr.decode(load('rrdb_psnr_mnist.py', sr__arch='srgan'), (28, 28, 1))
   with pytest.raises(ConfigError, match='divide'):
     sr.decode(load('rrdb_psnr_photos.py', sr__crop_size=30), (288, 288, 3))
+  with pytest.raises(ConfigError, match='square'):
+    sr.decode(load('rrdb_psnr_photos.py', sr__crop_size=None, sr__random_rotate=True),
+              (288, 320, 3))
+
+
+@pytest.mark.parametrize('flip,rotate,expected', [(False, False, 1), (True, False, 2),
+                                                  (True, True, 8)])
+def test_training_pairs_augment_with_the_symmetries_of_the_square(load, flip, rotate, expected):
+  # An 8x8 image with no symmetry: its 8 rotations and reflections all differ.
+  image = np.arange(64, dtype=np.float32).reshape(1, 8, 8, 1) / 32 - 1
+  spec = sr.decode(load('rrdb_psnr_mnist.py', sr__random_flip=flip, sr__random_rotate=rotate),
+                   (8, 8, 1))
+  symmetries = [np.rot90(im, k) for im in (image[0], image[0, :, ::-1]) for k in range(4)]
+  seen = set()
+  for i in range(64):
+    _, hr = sr.steps.make_pairs(spec, jnp.asarray(image), jax.random.key(i))
+    match = [j for j, sym in enumerate(symmetries) if np.array_equal(np.asarray(hr[0]), sym)]
+    assert len(match) == 1  # Always exactly one symmetry of the input, never another image.
+    seen.add(match[0])
+  assert len(seen) == expected
+
+
+def test_random_crops_are_windows_at_uniform_positions():
+  images = np.arange(2 * 6 * 7, dtype=np.float32).reshape(2, 6, 7, 1)
+  corners = []
+  for i in range(200):
+    crops = np.asarray(resize.random_crops(jnp.asarray(images), 4, jax.random.key(i)))
+    assert crops.shape == (2, 4, 4, 1)
+    for crop, image in zip(crops, images):
+      t, l = divmod(int(crop[0, 0, 0]) % 42, 7)  # The crop's top-left pixel names its corner.
+      np.testing.assert_array_equal(crop, image[t:t + 4, l:l + 4])
+      corners.append((t, l))
+  assert set(corners) == {(t, l) for t in range(3) for l in range(4)}  # Every position drawn.
+
+
+def test_self_ensemble_averages_the_eight_symmetries():
+  # A model equivariant to rotations and reflections (nearest upsampling) is its own
+  # self-ensemble; a row ramp added to its output averages to the ramp's mean, (S - 1) / 2.
+  lr = jnp.asarray(np.random.default_rng(4).uniform(-1, 1, (2, 5, 5, 3)), jnp.float32)
+  nearest = lambda x, keys: jnp.repeat(jnp.repeat(x, 4, axis=1), 4, axis=2)
+  ramp = jnp.arange(20, dtype=jnp.float32)[None, :, None, None]
+  keys = jax.random.split(jax.random.key(0), 2)
+  np.testing.assert_allclose(sr.upscale.self_ensemble(nearest)(lr, keys), nearest(lr, keys),
+                             atol=1e-6)
+  ensembled = sr.upscale.self_ensemble(lambda x, k: nearest(x, k) + ramp)(lr, keys)
+  np.testing.assert_allclose(ensembled, nearest(lr, keys) + 9.5, atol=1e-5)
 
 
 @pytest.fixture(scope='session')  # Its group's one worker builds it once.
@@ -175,6 +221,14 @@ def test_smoke_runs_train_evaluate_and_upscale(trained_runs, tmp_path):
   lr = np.random.default_rng(3).uniform(-1, 1, (1, 7, 9, 1)).astype(np.float32)
   key = jax.random.key(0)[None]
   np.testing.assert_allclose(fn(lr, key), psnr_fn(lr, key), atol=1e-5)
+  # Self-ensemble: the mean of the model over the 8 symmetries of a non-square input.
+  se_spec, se_fn = tool.load_upscaler(trained_runs['rrdb_psnr_mnist'], None, self_ensemble=True)
+  assert se_spec.self_ensemble
+  views = [np.swapaxes(lr, 1, 2) if t else lr for t in (False, True)]
+  expected = np.mean([np.swapaxes(y, 1, 2) if t else y for t, v in enumerate(views)
+                      for y in [np.asarray(psnr_fn(v[:, ::a, ::b], key))[:, ::a, ::b]
+                                for a in (1, -1) for b in (1, -1)]], axis=0)
+  np.testing.assert_allclose(se_fn(lr, key), expected, atol=1e-5)
   # Any channel count: RGBA in, RGBA out at 4x.
   rgba = np.random.default_rng(4).uniform(-1, 1, (6, 5, 4)).astype(np.float32)
   assert tool.upscale_image(spec, fn, rgba, None).shape == (24, 20, 4)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -70,6 +71,16 @@ def imresize(images, out_hw: tuple[int, int]):
   xp = np if isinstance(images, np.ndarray) else jnp
   out = xp.einsum('oh,...hwc->...owc', mh, images)
   return xp.einsum('pw,...owc->...opc', mw, out)
+
+
+def random_crops(images: jax.Array, size: int, rng: jax.Array) -> jax.Array:
+  """[B, size, size, C]: a crop of each image of [B, H, W, C] at a uniform random position
+  (top from `rng`, left from fold_in(rng, 1)); jit-friendly (dynamic slices)."""
+  b, h, w, c = images.shape
+  tops = jax.random.randint(rng, (b,), 0, h - size + 1)
+  lefts = jax.random.randint(jax.random.fold_in(rng, 1), (b,), 0, w - size + 1)
+  crop = lambda im, t, l: jax.lax.dynamic_slice(im, (t, l, 0), (size, size, c))
+  return jax.vmap(crop)(images, tops, lefts)
 
 
 def modcrop(images, scale: int):

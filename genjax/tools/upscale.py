@@ -1,6 +1,6 @@
 """`genjax upscale`: a trained SR run (genjax.methods.sr) on an image file or an .npz of images.
 
-  genjax upscale --workdir=W --image=in.png --out=out.png [--alpha=A] [--tile=T]
+  genjax upscale --workdir=W --image=in.png --out=out.png [--alpha=A] [--tile=T] [--self_ensemble]
   genjax upscale --workdir=W --images=samples.npz --out=up.npz
 
 Any size and channel count: a 1-channel model runs on each channel of the
@@ -8,7 +8,8 @@ input; a 3-channel model runs on RGB (grey inputs repeated to RGB and averaged
 back; an alpha channel is upscaled bicubically). Large images (more than
 `AUTO_TILE_PIXELS` input pixels) go through overlapping tiles, said on the
 console, so memory stays bounded. `--alpha` interpolates an ESRGAN run with
-its RRDB-PSNR run (alpha * PSNR + (1 - alpha) * GAN). User errors end in one
+its RRDB-PSNR run (alpha * PSNR + (1 - alpha) * GAN); `--self_ensemble` averages
+the model over the input's 8 rotations and reflections. User errors end in one
 line and exit status 2.
 """
 from __future__ import annotations
@@ -32,6 +33,9 @@ _IMAGES = _flag(flags.DEFINE_string, 'images', 'An .npz of images uint8 [N, H, W
                 '"images").')
 _ALPHA = _flag(flags.DEFINE_float, 'alpha', 'ESRGAN runs: network interpolation alpha * PSNR + '
                '(1 - alpha) * GAN with the run\'s sr.init_from; 1 = RRDB-PSNR.')
+_SELF_ENSEMBLE = _flag(flags.DEFINE_boolean, 'self_ensemble', 'Average the model over the 8 '
+                       'rotations and reflections of the input (EDSR\'s self-ensemble; 8x the '
+                       'time); default: the run\'s sr.self_ensemble.')
 _TILE = _flag(flags.DEFINE_integer, 'tile', 'Upscale in overlapping tiles of this input side '
               '(default: automatic for inputs over 256x256 pixels).')
 # The verb's flags -> their help in `genjax upscale --help` (None: the flag's own).
@@ -43,7 +47,7 @@ FLAGS = {
               'sample contract).',
     'out': 'The image (with --image) or .npz (with --images; other keys copied) to write, '
            '4x the input\'s size.',
-    'alpha': None, 'tile': None,
+    'alpha': None, 'self_ensemble': None, 'tile': None,
 }
 
 AUTO_TILE_PIXELS = 256 * 256  # Inputs larger than this go through tiles.
@@ -124,8 +128,11 @@ def adapt_channels(run_fn: Callable[[np.ndarray], np.ndarray], model_channels: i
   return out
 
 
-def load_upscaler(workdir: str, alpha: float | None):
-  """(spec, fn(lr [B, h, w, C], keys [B]) -> SR) of the run in `workdir` (interpolated by alpha)."""
+def load_upscaler(workdir: str, alpha: float | None, self_ensemble: bool | None = None):
+  """(spec, fn(lr [B, h, w, C], keys [B]) -> SR) of the run in `workdir` (interpolated by alpha;
+  self-ensembled as the run's config says, or as `self_ensemble` when not None)."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+
   from genjax import config as config_lib  # pylint: disable=g-import-not-at-top
   from genjax.core import xla_cpu  # pylint: disable=g-import-not-at-top
   from genjax.methods import sr  # pylint: disable=g-import-not-at-top
@@ -141,6 +148,8 @@ def load_upscaler(workdir: str, alpha: float | None):
   xla_cpu.use_convolution_library(config.train.get('xla_cpu_convolutions', 'ynnpack'))
   trained = trained_lib.load_trained(workdir, config)
   spec = sr.decode(config, trained.run.example['image'].shape[1:])
+  if self_ensemble is not None:
+    spec = dataclasses.replace(spec, self_ensemble=self_ensemble)
   params = trained.state.eval_params
   if alpha is not None:
     if spec.arch != 'esrgan':
@@ -215,7 +224,7 @@ def run() -> None:
     if (_IMAGE.value is None) == (_IMAGES.value is None):
       raise app.UsageError('upscale needs exactly one of --image=FILE or --images=FILE.npz.')
     image = read_image(_IMAGE.value) if _IMAGE.value else None  # Refused before any loading.
-    spec, fn = load_upscaler(workdir, _ALPHA.value)
+    spec, fn = load_upscaler(workdir, _ALPHA.value, _SELF_ENSEMBLE.value)
     if image is not None:
       result = upscale_image(spec, fn, image, _TILE.value)
       write_image(out, result)

@@ -21,16 +21,19 @@ BASELINES = {'bicubic': resize.upsample_bicubic, 'nearest': resize.upsample_near
 
 def make_upscaler(spec: SRSpec, params, sampler=None, num_steps: int = 20,
                   ) -> Callable[[np.ndarray, jax.Array], jax.Array]:
-  """(lr [B, h, w, C], keys [B]) -> SR [B, s h, s w, C] in [-1, 1] for `params` of `spec.arch`.
+  """(lr [B, h, w, C], keys [B]) -> SR [B, s h, s w, C] in [-1, 1] for `params` of `spec.arch`
+  (self-ensembled when `spec.self_ensemble`).
 
   Args:
     sampler: diffusion only: a function of genjax.diffusion.SAMPLERS.
     num_steps: diffusion only: the sampler's steps.
   """
   if spec.arch == 'diffusion':
-    return lambda lr, keys: upscale.diffusion_upscale(spec, sampler, num_steps, params['unet'],
-                                                      lr, keys)
-  return lambda lr, keys: upscale.rrdb_upscale(spec, params['generator'], lr)
+    fn = lambda lr, keys: upscale.diffusion_upscale(spec, sampler, num_steps, params['unet'],
+                                                    lr, keys)
+  else:
+    fn = lambda lr, keys: upscale.rrdb_upscale(spec, params['generator'], lr)
+  return upscale.self_ensemble(fn) if spec.self_ensemble else fn
 
 
 def upscale_all(fn, lr: np.ndarray, rng: jax.Array, batch_size: int) -> np.ndarray:

@@ -34,9 +34,14 @@ class SRSpec(EDMFields):
     scale: the upscaling factor (a power of 2 for the RRDB).
     crop_size: HR training crop side (random crop of each batch image); None: whole images.
     random_flip: random horizontal flips of the HR crops (photos, not digits).
+    random_rotate: also random vertical flips and transposes (with random_flip: all 8
+      rotations and reflections, BasicSR's `augment`); needs square crops (crop_size).
     features, growth, num_blocks: the RRDB's nf, gc and block count (paper: 64, 32, 23;
       the seed: 16 blocks).
     bicubic_skip: the RRDB adds bicubic(LR) to its output (learns the residual).
+    self_ensemble: evaluation and `genjax upscale`: EDSR's geometric self-ensemble (Lim et
+      al. 2017, their '+'): the mean of the model over the 8 rotations and reflections of
+      the input, each mapped back; 8x the inference cost, no training change.
     disc_widths: the discriminator's stage widths (esrgan).
     init_from: esrgan: the RRDB-PSNR run (workdir) whose generator starts the GAN and is
       the alpha = 1 end of network interpolation.
@@ -59,10 +64,12 @@ class SRSpec(EDMFields):
   scale: int = 4
   crop_size: int | None = None
   random_flip: bool = False
+  random_rotate: bool = False
   features: int = 64
   growth: int = 32
   num_blocks: int = 16
   bicubic_skip: bool = True
+  self_ensemble: bool = False
   disc_widths: tuple[int, ...] = (64, 128, 256, 512, 512)
   init_from: str | None = None
   l1_weight: float = 1e-2
@@ -96,6 +103,9 @@ class SRSpec(EDMFields):
     if side % self.scale:
       raise config_lib.ConfigError(f'config.sr: HR training images of side {side} do not divide '
                                    f'by sr.scale={self.scale}; set sr.crop_size to a multiple.')
+    if self.random_rotate and not self.crop_size and h != w:
+      raise config_lib.ConfigError(f'config.sr.random_rotate transposes the HR images, which needs '
+                                   f'square ones: set sr.crop_size (images are {h}x{w}).')
     if self.arch == 'esrgan' and not self.init_from:
       raise config_lib.ConfigError("config.sr.arch='esrgan' needs sr.init_from, the workdir of a "
                                    'finished rrdb_psnr run (ESRGAN starts from it).')

@@ -19,19 +19,21 @@ def make_pairs(spec: SRSpec, images: jax.Array, rng: jax.Array) -> tuple[jax.Arr
   """(lr [B, h, w, C], hr [B, s h, s w, C]) from a batch of HR images [B, H, W, C] in [-1, 1].
 
   A random `crop_size` crop of each image (when set), a random horizontal flip
-  (when `random_flip`), then MATLAB bicubic 1/scale rounded to 8 bits.
+  (when `random_flip`), a random vertical flip and a random transpose (when
+  `random_rotate`), then MATLAB bicubic 1/scale rounded to 8 bits.
   """
   crop_rng, flip_rng = jax.random.split(rng)
-  b, h, w, c = images.shape
+  rotate_rng = jax.random.fold_in(rng, 2)  # Apart: runs without random_rotate draw as before.
+  b = images.shape[0]
   if spec.crop_size:
-    s = spec.crop_size
-    tops = jax.random.randint(crop_rng, (b,), 0, h - s + 1)
-    lefts = jax.random.randint(jax.random.fold_in(crop_rng, 1), (b,), 0, w - s + 1)
-    crop = lambda im, t, l: jax.lax.dynamic_slice(im, (t, l, 0), (s, s, c))
-    images = jax.vmap(crop)(images, tops, lefts)
+    images = resize.random_crops(images, spec.crop_size, crop_rng)
   if spec.random_flip:
     flip = jax.random.bernoulli(flip_rng, 0.5, (b,))[:, None, None, None]
     images = jnp.where(flip, images[:, :, ::-1], images)
+  if spec.random_rotate:  # With the horizontal flip: the 8 symmetries of the square.
+    vflip, transpose = jax.random.bernoulli(rotate_rng, 0.5, (2, b))[:, :, None, None, None]
+    images = jnp.where(vflip, images[:, ::-1], images)
+    images = jnp.where(transpose, jnp.swapaxes(images, 1, 2), images)
   hr = resize.modcrop(images, spec.scale)
   return resize.downsample(hr, spec.scale), hr
 

@@ -43,6 +43,26 @@ def diffusion_upscale(spec: SRSpec, sampler: Callable[..., jax.Array], num_steps
   return jax.vmap(one)(lr, keys)
 
 
+def self_ensemble(fn: Callable[[jax.Array, jax.Array], jax.Array]
+                  ) -> Callable[[jax.Array, jax.Array], jax.Array]:
+  """fn(lr [B, h, w, C], keys [B]) -> SR, averaged over the 8 symmetries of the square (EDSR's
+  self-ensemble): each transformed input is upscaled and transformed back before the mean."""
+  def ensembled(lr, keys):
+    total = 0.0
+    for transpose in (False, True):
+      for flip_rows in (False, True):
+        for flip_cols in (False, True):
+          x = jnp.swapaxes(lr, 1, 2) if transpose else lr
+          x = x[:, ::-1] if flip_rows else x
+          x = x[:, :, ::-1] if flip_cols else x
+          y = fn(x, keys)
+          y = y[:, :, ::-1] if flip_cols else y
+          y = y[:, ::-1] if flip_rows else y
+          total = total + (jnp.swapaxes(y, 1, 2) if transpose else y)
+    return total / 8
+  return ensembled
+
+
 def interpolate(psnr_params, gan_params, alpha: float):
   """Network interpolation (ESRGAN, sec. 3.4): alpha * PSNR + (1 - alpha) * GAN, leaf by leaf."""
   if not 0.0 <= alpha <= 1.0:
