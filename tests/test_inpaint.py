@@ -138,6 +138,34 @@ def test_spec_refuses_bad_values_naming_the_key():
     inpaint.InpaintSpec(channels=(8, 16, 32), kernel_sizes=(3, 3))
   with pytest.raises(ConfigError, match="'vgg'"):
     inpaint.InpaintSpec(image_shape=(32, 32, 3))
+  with pytest.raises(ConfigError, match=r'crop_size=40 .* side 32 \(images are 32x48\)'):
+    inpaint.InpaintSpec(feature_net=None, crop_size=40, image_shape=(32, 48, 1))
+
+
+def test_training_on_crops_draws_masks_and_crops_at_the_crop_size(monkeypatch):
+  import optax
+
+  from genjax.methods.api import StateSpec
+
+  spec = inpaint.InpaintSpec(channels=(4,), kernel_sizes=(3,), feature_net=None, crop_size=12,
+                             mask_bank_size=8, image_shape=(20, 24, 1))
+  assert inpaint.training_masks(spec, 0).shape == (8, 12, 12)
+  images = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (2, 20, 24, 1)), jnp.float32)
+  state = inpaint.init(spec, StateSpec(tx=optax.sgd(0.1)), jax.random.key(0),
+                       {'image': images[:, :12, :12]})
+  seen = []  # The images the loss sees: crops of the batch, of the crop size.
+  real_loss_terms = inpaint.loss_terms
+
+  def spy(spec_, feature_fn, x, masks, pred):
+    seen.append((x, masks))
+    return real_loss_terms(spec_, feature_fn, x, masks, pred)
+  monkeypatch.setattr(inpaint, 'loss_terms', spy)
+  inpaint.train_step(spec, None, 0, state, {'image': images}, jax.random.key(3))
+  x, masks = seen[0]
+  assert x.shape == (2, 12, 12, 1) and masks.shape == (2, 12, 12, 1)
+  for crop, image in zip(np.asarray(x), np.asarray(images)):  # Each crop is a window of its image.
+    assert any(np.array_equal(crop, image[t:t + 12, l:l + 12])
+               for t in range(9) for l in range(13))
 
 
 def test_biharmonic_keeps_known_pixels_and_fills_smoothly():

@@ -32,6 +32,7 @@ from genjax.core import precision
 from genjax.core.batching import batched_apply
 from genjax.core.state import TrainState
 from genjax.data import masks as masks_lib
+from genjax.data import resize
 from genjax.methods import inpaint_eval
 from genjax.methods.api import EvalContext, Method, StateSpec
 from genjax.models import vgg
@@ -65,6 +66,8 @@ class InpaintSpec:
     valid_weight, hole_weight, perceptual_weight, style_weight, tv_weight: the loss's
       weights (Liu et al. 2018, eq. 7: 1, 6, 0.05, 120, 0.1).
     train_masks: 'free_form' | 'rectangles' (the seed's `create_random_mask`).
+    crop_size: train on a random crop of this side of each image (photo tiles), or None
+      (whole images). Evaluation fills whole images: the networks are fully convolutional.
     mask_bank_size: training masks drawn once (from config.seed); each step picks B of them.
     min_hole_ratio, max_hole_ratio: the training masks' hole ratios, uniform in between.
     eval_mask_seed: seed of the fixed evaluation masks (the same for every method).
@@ -84,6 +87,7 @@ class InpaintSpec:
   style_weight: float = 120.0
   tv_weight: float = 0.1
   train_masks: str = 'free_form'
+  crop_size: int | None = None
   mask_bank_size: int = 2000
   min_hole_ratio: float = 0.01
   max_hole_ratio: float = 0.6
@@ -107,7 +111,10 @@ class InpaintSpec:
       raise config_lib.ConfigError(
           f'config.inpaint.kernel_sizes={self.kernel_sizes} needs one kernel per level of '
           f'config.inpaint.channels={self.channels}.')
-    c = self.image_shape[-1]
+    h, w, c = self.image_shape
+    if self.crop_size is not None and not 1 <= self.crop_size <= min(h, w):
+      raise config_lib.ConfigError(f'config.inpaint.crop_size={self.crop_size} must be between 1 '
+                                   f'and the image side {min(h, w)} (images are {h}x{w}).')
     if self.feature_net == 'classifier' and c != 1:
       raise config_lib.ConfigError(f"config.inpaint.feature_net='classifier' reads 1-channel "
                                    f"digits; these images have {c} channels: use 'vgg'.")
@@ -214,8 +221,11 @@ def loss_terms(spec: InpaintSpec, feature_fn: FeatureFn | None, images: jax.Arra
 
 @functools.lru_cache(maxsize=4)  # Drawn when the step is first traced, not by eval or the CLI.
 def training_masks(spec: InpaintSpec, seed: int) -> np.ndarray:
-  """The bank of training masks [mask_bank_size, H, W] (uint8, 1 = known) from `seed`."""
+  """The bank of training masks [mask_bank_size, H, W] (uint8, 1 = known) from `seed`; H = W =
+  crop_size when set."""
   h, w, _ = spec.image_shape
+  if spec.crop_size:
+    h = w = spec.crop_size
   # Entropy (seed, 1, 1, i): four numbers, never one of eval_masks' three (seed, bin, i).
   bank = masks_lib.masks_in_range((seed, 1, 1), spec.mask_bank_size, h, w, spec.min_hole_ratio,
                                   spec.max_hole_ratio, kind=spec.train_masks)
@@ -236,10 +246,13 @@ def predict(spec: InpaintSpec, params, images: jax.Array, masks: jax.Array) -> j
 
 def train_step(spec: InpaintSpec, feature_fn: FeatureFn | None, seed: int,
                state: TrainState, batch: dict, rng: jax.Array):
-  """One update on batch {'image' [B, H, W, C]}, each image with a mask of the bank of `seed`."""
+  """One update on batch {'image' [B, H, W, C]} (a random crop of each when `crop_size`), each
+  image with a mask of the bank of `seed`."""
   bank = training_masks(spec, seed)
   mask_rng, flip_rng = jax.random.split(rng)
   images = batch['image']
+  if spec.crop_size:  # Apart from the mask draws: runs without crops draw as before.
+    images = resize.random_crops(images, spec.crop_size, jax.random.fold_in(rng, 2))
   b = images.shape[0]
   masks = jnp.asarray(bank)[jax.random.randint(mask_rng, (b,), 0, len(bank))]
   # Flips and transposes multiply the bank's variety by 8 for free (square images).
