@@ -1,6 +1,7 @@
 """Adam iterations per second of `genjax.stylize.stylize` vs the same algorithm in PyTorch.
 
-    .venv/bin/python experiments/style_transfer/torch_speed.py --sides=256 --steps=12 --chunk=4
+    .venv/bin/python experiments/style_transfer/torch_speed.py --sides=256 --steps=12 --chunk=4 \
+        [--repeats=5]
 
 Both sides optimise the same pixels from the same start against the same network: genjax's
 random-weight VGG19 (He et al. init, seed 0) copied into a plain `torch.nn.Sequential` with
@@ -158,6 +159,10 @@ def main():
   parser.add_argument('--steps', type=int, default=12)
   parser.add_argument('--chunk', type=int, default=4, help='Warm-up steps, excluded from rates '
                       '(genjax: steps per jitted scan; the first includes compilation).')
+  parser.add_argument('--repeats', type=int, default=1,
+                      help='Rounds per side, each a genjax and a torch child, the order '
+                      'alternating; prints the median of the rounds\' ratios (the box\'s speed '
+                      'drifts by up to 25%% between minutes).')
   parser.add_argument('--worker', choices=('genjax', 'torch'), help=argparse.SUPPRESS)
   parser.add_argument('--weights', help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -175,26 +180,32 @@ def main():
   weights = os.path.join(tempfile.mkdtemp(), 'vgg19_random_torch.npz')
   print(f'{os.cpu_count()} CPUs; {args.steps} Adam steps, the first {args.chunk} excluded.')
   for side in (int(s) for s in args.sides.split(',')):
-    result = {}
-    for worker in ('genjax', 'torch'):
-      done = subprocess.run([sys.executable, os.path.abspath(__file__), f'--sides={side}',
-                             f'--steps={args.steps}', f'--chunk={args.chunk}',
-                             f'--worker={worker}', f'--weights={weights}'], env=env,
-                            capture_output=True, text=True, check=False)
-      if done.returncode:
-        sys.exit(f'{worker} worker failed:\n{done.stderr}')
-      result[worker] = json.loads(done.stdout.strip().splitlines()[-1])
-    g, t = result['genjax'], result['torch']
-    diff = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(g['losses'], t['losses']))
-    print(f'{side}x{side}: genjax {g["steps_per_s"]:.3f} steps/s (first chunk incl. compile '
-          f'{g["first_chunk_s"]:.1f} s, peak RSS {g["peak_rss_mib"]:.0f} MiB); torch '
-          f'{t["torch"]} ({t["threads"]} threads) {t["steps_per_s"]:.3f} steps/s (first '
-          f'{args.chunk} steps {t["first_chunk_s"]:.1f} s, peak RSS {t["peak_rss_mib"]:.0f} MiB); '
-          f'ratio genjax/torch {g["steps_per_s"] / t["steps_per_s"]:.2f}')
-    print(f'  loss start {g["losses"][0]:.5f} (genjax) {t["losses"][0]:.5f} (torch); end '
-          f'{g["losses"][-1]:.5f} / {t["losses"][-1]:.5f}; max relative difference over '
-          f'steps {diff:.1e}', flush=True)
-
+    ratios = []
+    for round_ in range(args.repeats):
+      result = {}
+      order = ('genjax', 'torch') if round_ % 2 == 0 else ('torch', 'genjax')
+      for worker in order:
+        done = subprocess.run([sys.executable, os.path.abspath(__file__), f'--sides={side}',
+                               f'--steps={args.steps}', f'--chunk={args.chunk}',
+                               f'--worker={worker}', f'--weights={weights}'], env=env,
+                              capture_output=True, text=True, check=False)
+        if done.returncode:
+          sys.exit(f'{worker} worker failed:\n{done.stderr}')
+        result[worker] = json.loads(done.stdout.strip().splitlines()[-1])
+      g, t = result['genjax'], result['torch']
+      ratios.append(g['steps_per_s'] / t['steps_per_s'])
+      diff = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(g['losses'], t['losses']))
+      print(f'{side}x{side}: genjax {g["steps_per_s"]:.3f} steps/s (first chunk incl. compile '
+            f'{g["first_chunk_s"]:.1f} s, peak RSS {g["peak_rss_mib"]:.0f} MiB); torch '
+            f'{t["torch"]} ({t["threads"]} threads) {t["steps_per_s"]:.3f} steps/s (first '
+            f'{args.chunk} steps {t["first_chunk_s"]:.1f} s, peak RSS {t["peak_rss_mib"]:.0f} '
+            f'MiB); ratio genjax/torch {ratios[-1]:.2f} ({order[0]} ran first)')
+      print(f'  loss start {g["losses"][0]:.5f} (genjax) {t["losses"][0]:.5f} (torch); end '
+            f'{g["losses"][-1]:.5f} / {t["losses"][-1]:.5f}; max relative difference over '
+            f'steps {diff:.1e}', flush=True)
+    if args.repeats > 1:
+      print(f'{side}x{side}: median ratio genjax/torch over {args.repeats} rounds '
+            f'{np.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})', flush=True)
 
 if __name__ == '__main__':
   main()
