@@ -11,7 +11,8 @@ Data: every photo cut into 64x64 tiles (`data.tile_to`: all pixels at their own 
 (flower, rocket; 60 each) with the fixed masks of every hole-ratio bin. The paper's loss
 (valid, hole x6, perceptual x0.05, style x120, TV x0.1) on a random-weight VGG19's pool1-3
 (He init, seed 0: no ImageNet weights offline; random VGG features still carry texture
-statistics, see experiments/style_transfer). 48x48 crops, batch 8
+statistics, see experiments/style_transfer); with a `genjax convert-vgg` file, pass
+--config.inpaint.vgg_weights=FILE. 48x48 crops, batch 8
 (the paper's 6) and 1,500 steps keep the VGG loss affordable on 2 CPU cores. No FID or label accuracy for photos: L1, PSNR and
 SSIM, whole and hole-only, over RGB. Numbers: experiments/inpainting/README.md.
 """

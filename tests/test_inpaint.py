@@ -131,6 +131,20 @@ def test_loss_terms_against_closed_forms():
   assert worse['perceptual'] > 0 and worse['style'] > 0 and worse['valid'] == 0
 
 
+def test_vgg_features_read_a_weights_file_or_fall_back_to_random_weights(tmp_path):
+  from genjax.models import vgg
+
+  x = jnp.asarray(np.random.default_rng(5).uniform(-1, 1, (1, 16, 16, 3)), jnp.float32)
+  random_maps = inpaint.make_feature_fn('vgg')(x)
+  assert [m.shape for m in random_maps] == [(1, 8, 8, 64), (1, 4, 4, 128), (1, 2, 2, 256)]
+  vgg.save_weights(str(tmp_path / 'vgg19.npz'), vgg.random_params(7)['params'], 'vgg19', 'torch')
+  from_file = inpaint.make_feature_fn('vgg', str(tmp_path / 'vgg19.npz'))(x)
+  by_hand = vgg.network('vgg19').apply(vgg.random_params(7), vgg.preprocess((x + 1) / 2, 'torch'),
+                                       ('block1_pool', 'block2_pool', 'block3_pool'))
+  np.testing.assert_allclose(from_file[2], by_hand['block3_pool'], rtol=1e-5, atol=1e-5)
+  assert not np.allclose(from_file[2], random_maps[2])
+
+
 def test_spec_refuses_bad_values_naming_the_key():
   with pytest.raises(ConfigError, match='inpaint.arch'):
     inpaint.InpaintSpec(arch='unet')

@@ -61,8 +61,9 @@ class InpaintSpec:
     kernel_sizes: pconv's encoder kernels, one per level (the paper's 7, 5, 5, 3...).
     output: pconv's last layer: 'linear' (the paper's) | 'tanh' (the seed autoencoder's).
     feature_net: network of the perceptual and style losses: 'classifier' (the shipped
-      mnist5k classifier, 1-channel 28x28 digits) | 'vgg' (random-weight VGG19, seed 0; RGB)
-      | None (no perceptual or style loss).
+      mnist5k classifier, 1-channel 28x28 digits) | 'vgg' (VGG19 from `vgg_weights`, else
+      random weights, seed 0; RGB) | None (no perceptual or style loss).
+    vgg_weights: feature_net 'vgg': a `genjax convert-vgg` .npz of VGG19, or None.
     valid_weight, hole_weight, perceptual_weight, style_weight, tv_weight: the loss's
       weights (Liu et al. 2018, eq. 7: 1, 6, 0.05, 120, 0.1).
     train_masks: 'free_form' | 'rectangles' (the seed's `create_random_mask`).
@@ -81,6 +82,7 @@ class InpaintSpec:
   kernel_sizes: tuple[int, ...] = (5, 3, 3)
   output: str = 'linear'
   feature_net: str | None = 'classifier'
+  vgg_weights: str | None = None
   valid_weight: float = 1.0
   hole_weight: float = 6.0
   perceptual_weight: float = 0.05
@@ -140,12 +142,13 @@ class InpaintSpec:
 FeatureFn = Callable[[jax.Array], list[jax.Array]]  # images [B, H, W, C] in [-1, 1] -> maps
 
 
-def make_feature_fn(name: str | None) -> FeatureFn | None:
+def make_feature_fn(name: str | None, vgg_weights: str | None = None) -> FeatureFn | None:
   """images [B, H, W, C] in [-1, 1] -> feature maps [B, h_p, w_p, C_p], p = 1..3, frozen.
 
   'classifier': the post-ReLU maps of the shipped classifier's three conv blocks (28, 14,
-  7 pixels); 'vgg': block1_pool..block3_pool of a random-weight VGG19 (the style-transfer
-  default offline; Liu et al. use trained VGG16 pool1-3).
+  7 pixels); 'vgg': block1_pool..block3_pool of VGG19 (Liu et al. use trained VGG16
+  pool1-3): from `vgg_weights` (a `genjax convert-vgg` .npz) or, when None, random weights
+  (He init, seed 0; the style-transfer default offline).
   """
   if name is None:
     return None
@@ -154,11 +157,14 @@ def make_feature_fn(name: str | None) -> FeatureFn | None:
     model = CNNClassifier(**info.get('model', {}))
     return lambda x: model.apply({'params': params}, to_digit_frame(x),
                                  method=CNNClassifier.feature_maps)
-  params = vgg.random_params(0)
+  if vgg_weights:
+    variables, _, mode = vgg.load_weights(vgg_weights, 'vgg19')
+  else:
+    variables, mode = vgg.random_params(0), 'torch'
   layers = ('block1_pool', 'block2_pool', 'block3_pool')
 
   def vgg_maps(x):
-    out = vgg.network('vgg19').apply(params, vgg.preprocess((x + 1) / 2, 'torch'), layers)
+    out = vgg.network('vgg19').apply(variables, vgg.preprocess((x + 1) / 2, mode), layers)
     return [out[k] for k in layers]
   return vgg_maps
 
@@ -400,7 +406,11 @@ def make(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -
                            compute_dtype=config.train.compute_dtype)
   state_spec = StateSpec.from_config(config)
   feature_fn = make_feature_fn(spec.feature_net if (spec.perceptual_weight or spec.style_weight)
-                               else None)
+                               else None, spec.vgg_weights)
+  if feature_fn is not None and spec.feature_net == 'vgg':  # Say which network: weights matter.
+    print('inpaint: perceptual and style losses on VGG19 pool1-3 ' +
+          (f'from {spec.vgg_weights}.' if spec.vgg_weights else
+           'with random weights (seed 0; no inpaint.vgg_weights file given).'))
   bind = lambda fn: functools.partial(fn, spec)
   return Method(init=functools.partial(init, spec, state_spec),
                 train_step=functools.partial(train_step, spec, feature_fn, config.seed),
