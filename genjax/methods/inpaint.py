@@ -72,7 +72,9 @@ class InpaintSpec:
     mask_bank_size: training masks drawn once (from config.seed); each step picks B of them.
     min_hole_ratio, max_hole_ratio: the training masks' hole ratios, uniform in between.
     eval_mask_seed: seed of the fixed evaluation masks (the same for every method).
-    image_shape: (H, W, C) of the data (not a config field).
+    image_shape: (H, W, C) of the data (not a config field); None while only the config is
+      known (decoding without data): the checks against the data wait, and the network is
+      built for 1-channel images.
     compute_dtype: `train.compute_dtype` (float32 | bfloat16) of the network; not a field of
       this group. The masks (0 / 1) are exact in bf16; the feature network of the perceptual
       and style losses stays float32.
@@ -94,8 +96,8 @@ class InpaintSpec:
   min_hole_ratio: float = 0.01
   max_hole_ratio: float = 0.6
   eval_mask_seed: int = 2024
-  image_shape: tuple[int, int, int] = dataclasses.field(default=(28, 28, 1),
-                                                        metadata={'config': False})
+  image_shape: tuple[int, int, int] | None = dataclasses.field(default=None,
+                                                               metadata={'config': False})
   compute_dtype: str = dataclasses.field(default='float32', metadata={'config': False})
 
   def __post_init__(self):
@@ -113,6 +115,8 @@ class InpaintSpec:
       raise config_lib.ConfigError(
           f'config.inpaint.kernel_sizes={self.kernel_sizes} needs one kernel per level of '
           f'config.inpaint.channels={self.channels}.')
+    if self.image_shape is None:
+      return
     h, w, c = self.image_shape
     if self.crop_size is not None and not 1 <= self.crop_size <= min(h, w):
       raise config_lib.ConfigError(f'config.inpaint.crop_size={self.crop_size} must be between 1 '
@@ -128,7 +132,7 @@ class InpaintSpec:
   def network(self):
     """The flax module: (images [B, H, W, C], masks [B, H, W, 1]) -> prediction [B, H, W, C],
     computing in `compute_dtype`."""
-    c = self.image_shape[-1]
+    c = 1 if self.image_shape is None else self.image_shape[-1]
     if self.arch == 'ae':
       module = MaskedAutoencoder(channels=tuple(self.channels), out_channels=c)
     else:
