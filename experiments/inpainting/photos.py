@@ -39,7 +39,7 @@ def main():
   data = load_split(config, config.eval.split)
   h, w, _ = data['image'].shape[1:]
   bins = eval_masks(config.inpaint.eval_mask_seed, len(data['image']), h, w)
-  methods = {'partial conv U-Net': network_fill(args.pconv)}
+  methods = {'partial conv U-Net': network_fill(args.pconv, trained)}  # Loaded once.
   if args.ae:
     methods['autoencoder (seed)'] = network_fill(args.ae)
   methods['biharmonic'] = inpaint.biharmonic_fill

@@ -31,8 +31,9 @@ METRICS = ('l1_hole', 'psnr', 'psnr_hole', 'ssim', 'ssim_hole', 'fid', 'accuracy
            'fill_s_per_image')
 
 
-def network_fill(workdir: str):
-  trained = load_trained(workdir)
+def network_fill(workdir: str, trained=None):
+  """fill(images, masks) with the inpainting run in `workdir` (`trained`: that run, if loaded)."""
+  trained = trained or load_trained(workdir)
   config = trained.config
   spec = decode(inpaint.InpaintSpec, config, 'inpaint',
                 image_shape=tuple(trained.run.example['image'].shape[1:]))
