@@ -14,8 +14,6 @@ Faults it survives (tests/test_faults.py, experiments/fault_injection/):
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import re
 import shutil
@@ -28,7 +26,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-MANIFEST = 'genjax_files.json'  # {relative path: [size, sha256]} of one step's files.
+from genjax.core import file_manifest
+
+MANIFEST = file_manifest.NAME  # {relative path: [size, sha256]} of one step's files.
 
 
 class CheckpointError(OSError):
@@ -110,7 +110,7 @@ class Checkpointer:
           f'may be full or a file-size limit (ulimit -f) reached; free space or raise the limit '
           f'({kept}).') from e
     if jax.process_index() == 0:
-      _write_manifest(self.path(step))
+      file_manifest.write(self.path(step), _files(self.path(step)))
 
   def restore(self, abstract_state, step: int | None = None):
     """Restores into `abstract_state`'s structure, dtypes and shardings.
@@ -260,47 +260,25 @@ def _files(directory: str) -> dict[str, str]:
   return out
 
 
-def _digest(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      h.update(block)
-  return h.hexdigest()
-
-
-def _write_manifest(directory: str) -> None:
-  """Records the sizes and sha256 of a step's files (written last, atomically)."""
-  manifest = {rel: [os.path.getsize(full), _digest(full)]
-              for rel, full in sorted(_files(directory).items())}
-  tmp = os.path.join(directory, MANIFEST + '.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(manifest, f)
-  os.replace(tmp, os.path.join(directory, MANIFEST))
-
-
 def _verify_manifest(directory: str) -> str | None:
   """None if the step's files match its manifest (or it has none), else what differs.
 
   A step without a manifest was killed between orbax's commit and the manifest's write:
   orbax's commit is atomic, so it is trusted, and orbax's own reading checks it.
   """
-  path = os.path.join(directory, MANIFEST)
-  if not os.path.exists(path):
-    return None
   try:
-    with open(path) as f:
-      manifest = json.load(f)
+    manifest = file_manifest.read(directory)
   except (OSError, ValueError) as e:
-    return f'its file list {path} cannot be read ({e})'
-  for rel, (size, digest) in manifest.items():
-    full = os.path.join(directory, rel)
-    if not os.path.exists(full):
-      return f'{rel} is missing'
-    if os.path.getsize(full) != size:
-      return f'{rel} has {os.path.getsize(full)} bytes, {size} when saved (truncated?)'
-    if _digest(full) != digest:
-      return f'{rel} changed since it was saved (sha256 differs)'
-  return None
+    return f'its file list {os.path.join(directory, MANIFEST)} cannot be read ({e})'
+  difference = manifest and file_manifest.first_difference(directory, manifest)
+  if not difference:
+    return None
+  rel, what = difference
+  if what == 'missing':
+    return f'{rel} is missing'
+  if what == 'sha256 differs':
+    return f'{rel} changed since it was saved (sha256 differs)'
+  return f'{rel} has {what} (truncated?)'
 
 
 def _leaf_shapes(tree) -> dict[tuple[str, ...], tuple[int, ...]]:

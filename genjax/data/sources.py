@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import json
 import os
 import socket
 from typing import Any
 
 import tensorflow_datasets as tfds
 
+from genjax.core import file_manifest
 from genjax.data import bundled
 
 
@@ -24,7 +23,7 @@ class DataError(ValueError):
   """A data set that cannot be found, prepared or read."""
 
 
-MANIFEST = 'genjax_files.json'  # {file name: [size, sha256]}, written when genjax prepares a set.
+MANIFEST = file_manifest.NAME  # {file name: [size, sha256]}, written when genjax prepares a set.
 _HASH_LIMIT_BYTES = 1 << 30  # Larger prepared sets are checked by size only (hashing is slow).
 
 
@@ -59,25 +58,11 @@ def _exclusive(data_dir: str, name: str):
       fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _digest(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      h.update(block)
-  return h.hexdigest()
-
-
 def _write_manifest(directory: str) -> None:
   """Records the size and sha256 of every data file genjax just prepared in `directory`."""
   if not os.path.isdir(directory):  # Nothing written there (e.g. tfds.testing.mock_data).
     return
-  names = sorted(n for n in os.listdir(directory) if '.array_record' in n)
-  manifest = {n: [os.path.getsize(os.path.join(directory, n)), _digest(os.path.join(directory, n))]
-              for n in names}
-  tmp = os.path.join(directory, MANIFEST + '.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(manifest, f)
-  os.replace(tmp, os.path.join(directory, MANIFEST))
+  file_manifest.write(directory, [n for n in os.listdir(directory) if '.array_record' in n])
 
 
 def _damaged_file(directory: str, split: str) -> tuple[str, str] | None:
@@ -86,23 +71,20 @@ def _damaged_file(directory: str, split: str) -> tuple[str, str] | None:
   Sets prepared before manifests existed (or by TFDS elsewhere) have none: not checked here.
   """
   try:
-    with open(os.path.join(directory, MANIFEST)) as f:
-      manifest = json.load(f)
-  except FileNotFoundError:
-    return None
+    manifest = file_manifest.read(directory)
   except (OSError, ValueError) as e:
     return os.path.join(directory, MANIFEST), f'unreadable: {e}'
+  if manifest is None:
+    return None
   mine = {n: v for n, v in manifest.items() if f'-{split}.array_record' in n}
   check_hash = sum(size for size, _ in mine.values()) <= _HASH_LIMIT_BYTES
-  for name, (size, digest) in sorted(mine.items()):
-    path = os.path.join(directory, name)
-    if not os.path.exists(path):
-      return path, 'missing'
-    if os.path.getsize(path) != size:
-      return path, f'{os.path.getsize(path)} bytes, {size} when prepared'
-    if check_hash and _digest(path) != digest:
-      return path, 'its sha256 differs from when it was prepared'
-  return None
+  difference = file_manifest.first_difference(directory, mine, check_hash)
+  if not difference:
+    return None
+  name, what = difference
+  if what == 'sha256 differs':
+    what = 'its sha256 differs from when it was prepared'
+  return os.path.join(directory, name), what
 
 
 def _check_online(host: str = 'storage.googleapis.com', timeout_s: float = 5.0) -> None:

@@ -3,7 +3,6 @@ its sha256 and provenance. Loading checks the hash, so a changed or damaged
 file never scores silently."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Any, Mapping
@@ -12,14 +11,7 @@ import flax
 import jax
 import numpy as np
 
-
-def sha256(path: str) -> str:
-  """Hex sha256 of a file, read in 1 MiB blocks."""
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      h.update(block)
-  return h.hexdigest()
+from genjax.core.file_manifest import sha256  # Part of this module's API.
 
 
 def save(tree: Any, path: str, info: Mapping | None = None) -> str:
