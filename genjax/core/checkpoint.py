@@ -271,14 +271,7 @@ def _verify_manifest(directory: str) -> str | None:
   except (OSError, ValueError) as e:
     return f'its file list {os.path.join(directory, MANIFEST)} cannot be read ({e})'
   difference = manifest and file_manifest.first_difference(directory, manifest)
-  if not difference:
-    return None
-  rel, what = difference
-  if what == 'missing':
-    return f'{rel} is missing'
-  if what == 'sha256 differs':
-    return f'{rel} changed since it was saved (sha256 differs)'
-  return f'{rel} has {what} (truncated?)'
+  return f'{difference[0]}: {difference[1]}' if difference else None
 
 
 def _leaf_shapes(tree) -> dict[tuple[str, ...], tuple[int, ...]]:

@@ -52,14 +52,15 @@ def first_difference(directory: str, entries: dict[str, list],
     check_hash: also compare sha256 (sizes alone catch truncation, cheaply).
 
   Returns:
-    None, or a path and one of 'missing', 'N bytes, M when written' or 'sha256 differs'.
+    None, or a path and what differs: 'missing', 'N bytes, M when written (truncated?)' or
+    'sha256 differs from when it was written'; callers put them in their messages as they are.
   """
   for rel, (size, digest) in sorted(entries.items()):
     full = os.path.join(directory, rel)
     if not os.path.exists(full):
       return rel, 'missing'
     if os.path.getsize(full) != size:
-      return rel, f'{os.path.getsize(full)} bytes, {size} when written'
+      return rel, f'{os.path.getsize(full)} bytes, {size} when written (truncated?)'
     if check_hash and sha256(full) != digest:
-      return rel, 'sha256 differs'
+      return rel, 'sha256 differs from when it was written'
   return None

@@ -79,12 +79,7 @@ def _damaged_file(directory: str, split: str) -> tuple[str, str] | None:
   mine = {n: v for n, v in manifest.items() if f'-{split}.array_record' in n}
   check_hash = sum(size for size, _ in mine.values()) <= _HASH_LIMIT_BYTES
   difference = file_manifest.first_difference(directory, mine, check_hash)
-  if not difference:
-    return None
-  name, what = difference
-  if what == 'sha256 differs':
-    what = 'its sha256 differs from when it was prepared'
-  return os.path.join(directory, name), what
+  return (os.path.join(directory, difference[0]), difference[1]) if difference else None
 
 
 def _check_online(host: str = 'storage.googleapis.com', timeout_s: float = 5.0) -> None:
