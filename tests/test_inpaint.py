@@ -106,8 +106,30 @@ def test_pconv_tanh_output_is_tanh_of_the_linear_one():
   assert np.abs(raw).max() > 1.5
   np.testing.assert_allclose(inpaint.predict(tanh, params, x, m), np.tanh(raw), rtol=1e-5,
                              atol=1e-6)
+  clip = inpaint.InpaintSpec(channels=(4,), kernel_sizes=(3,), feature_net=None, output='clip')
+  np.testing.assert_array_equal(inpaint.predict(clip, params, x, m), np.clip(raw, -1, 1))
   with pytest.raises(ConfigError, match="inpaint.output='sigmoid'"):
     inpaint.InpaintSpec(output='sigmoid')
+
+
+def test_pconv_clip_output_costs_nothing_beyond_a_bound_it_overshoots():
+  """output='clip': an L1 loss has zero gradient at pixels predicted past the bound their
+  truth sits on (background at -1 predicted below -1), and the full gradient inside."""
+  x = jnp.asarray(np.random.default_rng(4).uniform(-1, 1, (1, 8, 8, 1)), jnp.float32)
+  m = jnp.ones((1, 8, 8, 1)).at[:, 2:6].set(0.0)
+  spec = inpaint.InpaintSpec(channels=(4,), kernel_sizes=(3,), feature_net=None, output='clip')
+  params = spec.network.init(jax.random.key(1), x, m)['params']
+  params = jax.tree.map(lambda p: p * 8.0, params)
+  raw = np.asarray(inpaint.InpaintSpec(channels=(4,), kernel_sizes=(3,), feature_net=None)
+                   .network.apply({'params': params}, x * m, m))
+  below = raw < -1.0
+  assert below.any() and (~below).any()
+  target = jnp.full_like(x, -1.0)
+  grad = jax.grad(lambda p: jnp.abs(inpaint.predict(spec, p, x, m) - target).sum())(params)
+  only_below = jax.grad(lambda p: jnp.abs(inpaint.predict(spec, p, x, m) - target)[below].sum())(
+      params)
+  assert all(np.all(g == 0) for g in jax.tree.leaves(only_below))
+  assert any(np.any(g != 0) for g in jax.tree.leaves(grad))
 
 
 def test_loss_terms_against_closed_forms():

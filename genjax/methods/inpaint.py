@@ -44,7 +44,7 @@ from genjax.stylize.losses import gram_matrix
 from genjax.viz.grid import save_grid
 
 ARCHS = ('ae', 'pconv')
-OUTPUTS = ('linear', 'tanh')
+OUTPUTS = ('linear', 'tanh', 'clip')
 FEATURE_NETS = ('classifier', 'vgg')
 MASK_KINDS = ('free_form', 'rectangles')
 # The bins pictured by write_images and the study: small, middle, large holes.
@@ -59,7 +59,9 @@ class InpaintSpec:
     arch: 'ae' (the seed's masked autoencoder) | 'pconv' (partial-conv U-Net).
     channels: encoder widths, one per halving of the resolution.
     kernel_sizes: pconv's encoder kernels, one per level (the paper's 7, 5, 5, 3...).
-    output: pconv's last layer: 'linear' (the paper's) | 'tanh' (the seed autoencoder's).
+    output: pconv's last layer: 'linear' (the paper's) | 'tanh' (the seed autoencoder's) |
+      'clip' (linear, clipped to [-1, 1] in training as in filling: overshooting a bound of
+      the data range is free, so black background can be hit exactly).
     feature_net: network of the perceptual and style losses: 'classifier' (the shipped
       mnist5k classifier, 1-channel 28x28 digits) | 'vgg' (VGG19 from `vgg_weights`, else
       random weights, seed 0; RGB) | None (no perceptual or style loss).

@@ -114,7 +114,10 @@ class PConvUNet(nn.Module):
     out_channels: C of the images.
     output: 'linear' (the paper's last layer, no activation) | 'tanh' (as the seed's
       autoencoder: a constant background at -1 is then approached by saturation, where a
-      linear output under L1 jitters around it by a few grey levels).
+      linear output under L1 jitters around it by a few grey levels) | 'clip' (the linear
+      output clipped to the data range [-1, 1] in training too: where the truth sits at a
+      bound, as MNIST's black background does, overshooting it costs nothing, so the
+      network need not aim at -1 exactly to hit it; no saturating gradient, unlike tanh).
   """
   channels: Sequence[int] = (32, 64, 128)
   kernel_sizes: Sequence[int] = (5, 3, 3)
@@ -124,8 +127,8 @@ class PConvUNet(nn.Module):
   @nn.compact
   def __call__(self, images: jax.Array, mask: jax.Array) -> jax.Array:
     """Raw prediction [B, H, W, C] of images [B, H, W, C] in [-1, 1] with holes mask [B, H, W, 1]."""
-    if self.output not in ('linear', 'tanh'):
-      raise ValueError(f"PConvUNet: output={self.output!r}; use 'linear' or 'tanh'.")
+    if self.output not in ('linear', 'tanh', 'clip'):
+      raise ValueError(f"PConvUNet: output={self.output!r}; use 'linear', 'tanh' or 'clip'.")
     if len(self.kernel_sizes) != len(self.channels):
       raise ValueError(f'PConvUNet: {len(self.channels)} channels but {len(self.kernel_sizes)} '
                        'kernel sizes; give one per level.')
@@ -146,7 +149,9 @@ class PConvUNet(nn.Module):
       x, m = PartialConv2D(c, (3, 3), name=f'dec{i}')(x, m)
       if i < len(widths) - 1:
         x = nn.leaky_relu(x, 0.2)
-    return jnp.tanh(x) if self.output == 'tanh' else x
+    if self.output == 'tanh':
+      return jnp.tanh(x)
+    return jnp.clip(x, -1.0, 1.0) if self.output == 'clip' else x
 
 
 class MaskedAutoencoder(nn.Module):
