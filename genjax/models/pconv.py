@@ -99,6 +99,26 @@ def _upsample(x: jax.Array, like: jax.Array) -> jax.Array:
   return x[:, :like.shape[1], :like.shape[2]]
 
 
+@jax.custom_vjp
+def clip_to_range(x: jax.Array) -> jax.Array:
+  """clip(x, -1, 1) exactly (any shape). Its gradient: the identity inside [-1, 1]; past a
+  bound, only the part that would move x back inside (a plain clip passes none there, and a
+  network whose outputs all fall below -1 then never learns again)."""
+  return jnp.clip(x, -1.0, 1.0)
+
+
+def _clip_to_range_fwd(x):
+  return clip_to_range(x), x
+
+
+def _clip_to_range_bwd(x, g):
+  # Gradient descent moves x by -g: below -1 keep g < 0 (x goes up), above 1 keep g > 0.
+  return (jnp.where(x < -1.0, jnp.minimum(g, 0.0), jnp.where(x > 1.0, jnp.maximum(g, 0.0), g)),)
+
+
+clip_to_range.defvjp(_clip_to_range_fwd, _clip_to_range_bwd)
+
+
 class PConvUNet(nn.Module):
   """The partial-convolution U-Net (Liu et al. 2018), scaled to small images.
 
@@ -115,9 +135,11 @@ class PConvUNet(nn.Module):
     output: 'linear' (the paper's last layer, no activation) | 'tanh' (as the seed's
       autoencoder: a constant background at -1 is then approached by saturation, where a
       linear output under L1 jitters around it by a few grey levels) | 'clip' (the linear
-      output clipped to the data range [-1, 1] in training too: where the truth sits at a
-      bound, as MNIST's black background does, overshooting it costs nothing, so the
-      network need not aim at -1 exactly to hit it; no saturating gradient, unlike tanh).
+      output clipped to the data range [-1, 1] in training too (`clip_to_range`): where the
+      truth sits at a bound, as MNIST's black background does, an overshoot has zero error
+      and costs nothing, so the network need not aim at -1 exactly to hit it; a pixel past
+      a bound whose truth is inside still gets the gradient that moves it back, so the
+      network cannot die below -1, and nothing saturates as tanh does).
   """
   channels: Sequence[int] = (32, 64, 128)
   kernel_sizes: Sequence[int] = (5, 3, 3)
@@ -151,7 +173,7 @@ class PConvUNet(nn.Module):
         x = nn.leaky_relu(x, 0.2)
     if self.output == 'tanh':
       return jnp.tanh(x)
-    return jnp.clip(x, -1.0, 1.0) if self.output == 'clip' else x
+    return clip_to_range(x) if self.output == 'clip' else x
 
 
 class MaskedAutoencoder(nn.Module):
