@@ -101,6 +101,32 @@ def test_relativistic_average_losses_by_hand():
                              g_loss, rtol=1e-5)
 
 
+def test_pixel_losses_by_hand_and_the_psnr_step_uses_the_chosen_one(load):
+  a, b = jnp.asarray([[0.5, -1.0], [2.0, 0.0]]), jnp.asarray([[0.0, 1.0], [1.0, 0.0]])
+  np.testing.assert_allclose(losses.l1(a, b), (0.5 + 2 + 1 + 0) / 4, rtol=1e-6)
+  np.testing.assert_allclose(losses.l2(a, b), (0.25 + 4 + 1 + 0) / 4, rtol=1e-6)
+  from genjax.methods.api import StateSpec
+  images = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 28, 28, 1)), jnp.float32)
+  rng = jax.random.key(3)
+  for name, loss_fn in (('l1', losses.l1), ('l2', losses.l2)):
+    config = load('rrdb_psnr_mnist.py:smoke', sr__pixel_loss=name)
+    spec = sr.decode(config, (28, 28, 1))
+    state = sr.steps.init(spec, StateSpec.from_config(config), None, jax.random.key(0),
+                          {'image': images})
+    state.params['generator']['conv_last']['kernel'] += 0.1  # Not the bicubic start alone.
+    lr, hr = sr.steps.make_pairs(spec, images, rng)
+    expected = loss_fn(sr.steps.generator_apply(spec, state.params['generator'], lr), hr)
+    _, metrics = sr.steps.psnr_step(spec, state, {'image': images}, rng)
+    np.testing.assert_allclose(metrics['loss'], expected, rtol=1e-5)
+    # A fine-tune (rrdb_psnr with init_from) starts from the generator it is given.
+    tuned = sr.steps.init(spec, StateSpec.from_config(config), state.params['generator'],
+                          jax.random.key(1), {'image': images})
+    for x, y in zip(jax.tree.leaves(tuned.params), jax.tree.leaves(state.params)):
+      np.testing.assert_array_equal(x, y)
+  with pytest.raises(ConfigError, match="sr.pixel_loss='huber'"):
+    sr.decode(load('rrdb_psnr_mnist.py', sr__pixel_loss='huber'), (28, 28, 1))
+
+
 def test_tiles_equal_the_whole_image_away_from_seams():
   # No RRDB: a receptive radius of 1 (stem) + 1 (trunk) + 1 + 1/2 + 1/4 + 1/4 = 4 LR pixels,
   # and bicubic's 2, so that tiles 8 wide with 6 pixels of context reproduce the whole image.

@@ -35,3 +35,11 @@ def relativistic_g_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.A
 def l1(a: jax.Array, b: jax.Array) -> jax.Array:
   """Mean absolute difference [] of two equally shaped arrays."""
   return jnp.mean(jnp.abs(a - b))
+
+
+def l2(a: jax.Array, b: jax.Array) -> jax.Array:
+  """Mean squared difference [] of two equally shaped arrays (PSNR's MSE)."""
+  return jnp.mean(jnp.square(a - b))
+
+
+PIXEL_LOSSES = {'l1': l1, 'l2': l2}

@@ -21,6 +21,7 @@ from genjax.nn.pool import max_pool
 
 ARCHS = ('rrdb_psnr', 'esrgan', 'diffusion')
 PERCEPTUAL = ('auto', 'classifier', 'vgg')
+PIXEL_LOSSES = ('l1', 'l2')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,10 @@ class SRSpec(EDMFields):
       the input, each mapped back; 8x the inference cost, no training change.
     disc_widths: the discriminator's stage widths (esrgan).
     init_from: esrgan: the RRDB-PSNR run (workdir) whose generator starts the GAN and is
-      the alpha = 1 end of network interpolation.
+      the alpha = 1 end of network interpolation; rrdb_psnr: optional, a run whose
+      generator this one fine-tunes (for example with pixel_loss 'l2' after 'l1').
+    pixel_loss: rrdb_psnr's loss: 'l1' (ESRGAN's, the default) | 'l2' (the mean squared
+      error, which PSNR measures).
     l1_weight, perceptual_weight, adversarial_weight: esrgan's generator loss weights
       (paper: 1e-2, 1, 5e-3).
     perceptual: auto (classifier for 1-channel digits, VGG19 otherwise) | classifier (the
@@ -72,6 +76,7 @@ class SRSpec(EDMFields):
   self_ensemble: bool = False
   disc_widths: tuple[int, ...] = (64, 128, 256, 512, 512)
   init_from: str | None = None
+  pixel_loss: str = 'l1'
   l1_weight: float = 1e-2
   perceptual_weight: float = 1.0
   adversarial_weight: float = 5e-3
@@ -91,6 +96,7 @@ class SRSpec(EDMFields):
     self.check_diffusion_fields('sr')
     config_lib.check_choice('sr.scale', self.scale, (2, 4, 8))
     config_lib.check_choice('sr.perceptual', self.perceptual, PERCEPTUAL)
+    config_lib.check_choice('sr.pixel_loss', self.pixel_loss, PIXEL_LOSSES)
     for key in ('features', 'growth', 'num_blocks'):
       config_lib.check_range(f'sr.{key}', getattr(self, key), low=1)
     for key in ('l1_weight', 'perceptual_weight', 'adversarial_weight'):

@@ -55,7 +55,8 @@ def unet_network_fn(spec: SRSpec, params, train: bool = False):
 
 def init(spec: SRSpec, state_spec: StateSpec, init_generator: Any, rng: jax.Array,
          batch: dict) -> TrainState:
-  """A fresh state for batch {'image' [B, H, W, C]}: params {'generator'} (rrdb_psnr),
+  """A fresh state for batch {'image' [B, H, W, C]}: params {'generator'} (rrdb_psnr; from
+  `init_generator` when given, a fine-tune),
   {'generator', 'discriminator'} (esrgan, the generator from `init_generator`), {'unet'}."""
   g_rng, d_rng = jax.random.split(rng)
   h, w = spec.hr_side
@@ -65,8 +66,9 @@ def init(spec: SRSpec, state_spec: StateSpec, init_generator: Any, rng: jax.Arra
     params = {'unet': spec.unet.init(g_rng, jnp.concatenate([hr, hr], -1), jnp.zeros((1,)),
                                      None)['params']}
     return state_spec.create(params)
-  generator = spec.generator.init(g_rng, lr)['params']
   if spec.arch == 'rrdb_psnr':
+    generator = (spec.generator.init(g_rng, lr)['params'] if init_generator is None
+                 else jax.tree.map(jnp.asarray, init_generator))
     return state_spec.create({'generator': generator})
   params = {'generator': jax.tree.map(jnp.asarray, init_generator),
             'discriminator': spec.discriminator.init(d_rng, hr)['params']}
@@ -74,10 +76,12 @@ def init(spec: SRSpec, state_spec: StateSpec, init_generator: Any, rng: jax.Arra
 
 
 def psnr_step(spec: SRSpec, state: TrainState, batch: dict, rng: jax.Array):
-  """RRDB-PSNR: one Adam step on the L1 loss -> (state, metrics)."""
+  """RRDB-PSNR: one Adam step on the pixel loss (`sr.pixel_loss`, L1 by default) -> (state,
+  metrics)."""
   lr, hr = make_pairs(spec, batch['image'], rng)
+  pixel_loss = losses.PIXEL_LOSSES[spec.pixel_loss]
   loss, grads = jax.value_and_grad(
-      lambda p: losses.l1(generator_apply(spec, p['generator'], lr), hr))(state.params)
+      lambda p: pixel_loss(generator_apply(spec, p['generator'], lr), hr))(state.params)
   return state.apply_gradients(grads), {'loss': loss, 'grad_norm': optax.tree.norm(grads)}
 
 
