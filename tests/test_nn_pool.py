@@ -1,4 +1,5 @@
-"""genjax.nn.pool.max_pool equals flax's max_pool (stride = window, SAME), values and gradients."""
+"""genjax.nn.pool.max_pool equals flax's max_pool (stride = window, SAME or VALID), values and
+gradients."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -8,12 +9,13 @@ import pytest
 from genjax.nn.pool import max_pool
 
 
+@pytest.mark.parametrize('padding', ['SAME', 'VALID'])
 @pytest.mark.parametrize('shape,window', [((3, 28, 28, 5), 2), ((2, 7, 7, 4), 2),
                                           ((2, 9, 6, 3), 3), ((1, 5, 8, 2), 1)])
-def test_max_pool_equals_flax_in_values_and_gradients(shape, window):
+def test_max_pool_equals_flax_in_values_and_gradients(shape, window, padding):
   x = jax.random.normal(jax.random.key(0), shape)  # Continuous: no ties within a tile.
-  ref = lambda v: nn.max_pool(v, (window, window), strides=(window, window), padding='SAME')
-  ours = lambda v: max_pool(v, window)
+  ref = lambda v: nn.max_pool(v, (window, window), strides=(window, window), padding=padding)
+  ours = lambda v: max_pool(v, window, padding)
   np.testing.assert_array_equal(ours(x), ref(x))
   ct = jax.random.normal(jax.random.key(1), ref(x).shape)
   np.testing.assert_array_equal(jax.vjp(ours, x)[1](ct)[0], jax.vjp(ref, x)[1](ct)[0])
@@ -32,6 +34,8 @@ def test_max_pool_rejects_bad_input():
     max_pool(jnp.zeros((4, 4, 1)))
   with pytest.raises(ValueError, match='window must be >= 1'):
     max_pool(jnp.zeros((1, 4, 4, 1)), 0)
+  with pytest.raises(ValueError, match="'SAME' or 'VALID', got 'FULL'"):
+    max_pool(jnp.zeros((1, 4, 4, 1)), 2, 'FULL')
 
 
 def test_max_pool_splits_the_gradient_of_tied_maxima():

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genjax.nn.conv import Conv
+from genjax.nn.pool import max_pool
 
 # Convolutions per block; widths per block.
 ARCHS = {'vgg16': (2, 2, 3, 3, 3), 'vgg19': (2, 2, 4, 4, 4)}
@@ -125,7 +126,7 @@ class VGG(nn.Module):
         if known.index(name) == last:
           return out
       name = f'block{b + 1}_pool'
-      x = nn.max_pool(x, (2, 2), strides=(2, 2), padding='VALID')
+      x = max_pool(x, 2, 'VALID')  # flax's values; its gradient is 10x faster on CPU.
       if name in wanted:
         out[name] = x
       if known.index(name) == last:

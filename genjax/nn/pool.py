@@ -13,12 +13,13 @@ import jax
 import jax.numpy as jnp
 
 
-def max_pool(x: jax.Array, window: int = 2) -> jax.Array:
-  """Max-pooling over non-overlapping window x window tiles, flax's padding='SAME'.
+def max_pool(x: jax.Array, window: int = 2, padding: str = 'SAME') -> jax.Array:
+  """Max-pooling over non-overlapping window x window tiles, as flax's with `padding`.
 
   Equal to `flax.linen.max_pool(x, (window, window), strides=(window, window),
-  padding='SAME')`: a side that does not divide by the window is padded at the
-  end with -inf (SAME's padding for stride = window puts it all at the end).
+  padding=padding)`: with 'SAME' a side that does not divide by the window is padded
+  at the end with -inf (SAME's padding for stride = window puts it all at the end);
+  with 'VALID' (VGG's) its last, incomplete tile is dropped.
   Gradients match wherever a tile's maximum is unique (ties: flax's gradient
   goes to one of the tied inputs, this one splits it among them; after a ReLU,
   tied zeros have zero gradient either way).
@@ -26,16 +27,23 @@ def max_pool(x: jax.Array, window: int = 2) -> jax.Array:
   Args:
     x: [B, H, W, C].
     window: the tile side k (also the stride).
+    padding: 'SAME' | 'VALID'.
 
   Returns:
-    [B, ceil(H / k), ceil(W / k), C].
+    [B, ceil(H / k), ceil(W / k), C] ('SAME') or [B, floor(H / k), floor(W / k), C].
   """
   if x.ndim != 4:
     raise ValueError(f'max_pool takes [B, H, W, C] images, got shape {x.shape}.')
   if window < 1:
     raise ValueError(f'max_pool window must be >= 1, got {window}.')
+  if padding not in ('SAME', 'VALID'):
+    raise ValueError(f"max_pool padding must be 'SAME' or 'VALID', got {padding!r}.")
   b, h, w, c = x.shape
-  hp, wp = -(-h // window) * window, -(-w // window) * window
-  if (hp, wp) != (h, w):
+  if padding == 'VALID':
+    hp, wp = h // window * window, w // window * window
+    x = x[:, :hp, :wp]
+  else:
+    hp, wp = -(-h // window) * window, -(-w // window) * window
+  if (hp, wp) != x.shape[1:3]:
     x = jnp.pad(x, ((0, 0), (0, hp - h), (0, wp - w), (0, 0)), constant_values=-jnp.inf)
   return jnp.max(x.reshape(b, hp // window, window, wp // window, window, c), axis=(2, 4))
