@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -33,6 +34,21 @@ def test_gram_matrix_by_hand():
   assert g.shape == (2, 5, 5)
   flat = batch[1].reshape(12, 5)
   np.testing.assert_allclose(g[1], flat.T @ flat / 12, rtol=1e-5)
+
+
+def test_gram_matrix_gradient_is_autodiffs_of_the_plain_product():
+  """The one-product custom gradient F (dG + dG^T) / (H W) equals autodiff of F^T F / (H W)
+  for a non-symmetric cotangent (the loss weights (i, j) and (j, i) differently)."""
+  feats = jnp.asarray(_feats(1, (2, 3, 4, 5)))
+  weights = jnp.asarray(_feats(2, (2, 5, 5)))  # Not symmetric.
+
+  def plain(f):
+    flat = f.reshape(2, 12, 5)
+    return jnp.einsum('bpi,bpj->bij', flat, flat) / 12
+
+  loss = lambda gram: lambda f: jnp.sum(weights * gram(f) ** 2)
+  np.testing.assert_allclose(jax.grad(loss(stylize.gram_matrix))(feats),
+                             jax.grad(loss(plain))(feats), rtol=1e-5, atol=1e-6)
 
 
 def test_losses_against_numpy():
