@@ -28,7 +28,8 @@ def test_no_manifest_reads_as_none(tmp_path):
 def test_names_missing_truncated_and_changed_files(tmp_path):
   manifest = _tree(tmp_path)
   (tmp_path / 'a.bin').write_bytes(b'abd' + b'abc' * 999)  # Same size, one byte changed.
-  assert file_manifest.first_difference(str(tmp_path), manifest) == ('a.bin', 'sha256 differs from when it was written')
+  assert file_manifest.first_difference(str(tmp_path), manifest) == (
+      'a.bin', 'sha256 differs from when it was written')
   assert file_manifest.first_difference(str(tmp_path), manifest, check_hash=False) is None
   (tmp_path / 'a.bin').write_bytes(b'abc' * 999)
   assert file_manifest.first_difference(str(tmp_path), manifest) == (

@@ -157,6 +157,8 @@ def test_configs_decode_and_refuse_bad_values(load):
       assert sr.decode(config, shape).arch in sr.ARCHS
   with pytest.raises(ConfigError, match='init_from'):
     sr.decode(load('esrgan_mnist.py', sr__init_from=None), (28, 28, 1))
+  with pytest.raises(ConfigError, match="sr.arch='diffusion' has none"):
+    sr.decode(load('sr_diffusion_mnist.py', sr__init_from='runs/x'), (28, 28, 1))
   with pytest.raises(ConfigError, match='sr.arch'):
     sr.decode(load('rrdb_psnr_mnist.py', sr__arch='srgan'), (28, 28, 1))
   with pytest.raises(ConfigError, match='divide'):

@@ -33,7 +33,8 @@ def luma(images: np.ndarray, scale: int) -> np.ndarray:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-  return float(10 * np.log10(1.0 / np.mean(np.square(a - b))))
+  """PSNR (dB) of two Y images [H, W] in [0, 1] units (`image_quality.psnr`, data range 1)."""
+  return float(image_quality.psnr(a[..., None], b[..., None], data_range=1.0))
 
 
 def analyse(name: str, hr: np.ndarray, model: np.ndarray, bicubic: np.ndarray) -> None:
@@ -64,7 +65,8 @@ def main():
   p.add_argument('--workdir', required=True, help='an RRDB-PSNR photo run')
   args = p.parse_args()
   config = workdir_config(args.workdir)
-  spec = sr.decode(config, (config.data.crop_to,) * 2 + (3,))
+  side = config.data.crop_to or config.data.tile_to  # The training images' side.
+  spec = sr.decode(config, (side, side, 3))
   generator = sr.upscale.load_run_params(args.workdir)['generator']  # The EMA, as the eval.
   names, photos = sr_eval.load_photos(config, config.eval.split)
   for name, photo in zip(names, photos):

@@ -108,7 +108,7 @@ def step_stats(compiled, *, num_devices: int, dtype_name: str = 'float32',
   try:
     mem = compiled.memory_analysis()
   except (NotImplementedError, jax.errors.JaxRuntimeError):
-    mem = None
+    mem = None  # Backends without a memory analysis: the report then leaves memory out.
   kind = jax.devices()[0].device_kind
   per_chip = peak_flops(kind, dtype_name)
   get = lambda name: None if mem is None else int(getattr(mem, name))

@@ -37,14 +37,13 @@ from genjax.methods import inpaint_eval
 from genjax.methods.api import EvalContext, Method, StateSpec
 from genjax.models import vgg
 from genjax.models.classifier import CNNClassifier
-from genjax.models.pconv import MaskedAutoencoder, PConvUNet
+from genjax.models.pconv import OUTPUTS, MaskedAutoencoder, PConvUNet
 from genjax.metrics import weights_file
 from genjax.metrics.extractors import MNIST_CLASSIFIER, to_digit_frame
 from genjax.stylize.losses import gram_matrix
 from genjax.viz.grid import save_grid
 
 ARCHS = ('ae', 'pconv')
-OUTPUTS = ('linear', 'tanh', 'clip')
 FEATURE_NETS = ('classifier', 'vgg')
 MASK_KINDS = ('free_form', 'rectangles')
 # The bins pictured by write_images and the study: small, middle, large holes.

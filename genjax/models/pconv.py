@@ -119,6 +119,10 @@ def _clip_to_range_bwd(x, g):
 clip_to_range.defvjp(_clip_to_range_fwd, _clip_to_range_bwd)
 
 
+# The last layer's choices (`PConvUNet.output`).
+OUTPUTS = ('linear', 'tanh', 'clip')
+
+
 class PConvUNet(nn.Module):
   """The partial-convolution U-Net (Liu et al. 2018), scaled to small images.
 
@@ -149,8 +153,8 @@ class PConvUNet(nn.Module):
   @nn.compact
   def __call__(self, images: jax.Array, mask: jax.Array) -> jax.Array:
     """Raw prediction [B, H, W, C] of images [B, H, W, C] in [-1, 1] with holes mask [B, H, W, 1]."""
-    if self.output not in ('linear', 'tanh', 'clip'):
-      raise ValueError(f"PConvUNet: output={self.output!r}; use 'linear', 'tanh' or 'clip'.")
+    if self.output not in OUTPUTS:
+      raise ValueError(f'PConvUNet: output={self.output!r}; use one of {OUTPUTS}.')
     if len(self.kernel_sizes) != len(self.channels):
       raise ValueError(f'PConvUNet: {len(self.channels)} channels but {len(self.kernel_sizes)} '
                        'kernel sizes; give one per level.')

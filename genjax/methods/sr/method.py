@@ -51,7 +51,7 @@ def make(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -
   sample_spec = config_lib.decode(SampleSpec, config, 'sample')
   state_spec = StateSpec.from_config(config)
   # esrgan starts from an RRDB-PSNR run; rrdb_psnr may fine-tune one.
-  init_generator = load_psnr_generator(spec) if spec.init_from and spec.arch != 'diffusion' else None
+  init_generator = load_psnr_generator(spec) if spec.init_from else None
   if spec.arch == 'esrgan':
     perceptual_fn, _ = make_perceptual_fn(spec)
     train_step = functools.partial(steps.esrgan_step, spec, perceptual_fn)

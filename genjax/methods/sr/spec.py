@@ -112,6 +112,9 @@ class SRSpec(EDMFields):
     if self.random_rotate and not self.crop_size and h != w:
       raise config_lib.ConfigError(f'config.sr.random_rotate transposes the HR images, which needs '
                                    f'square ones: set sr.crop_size (images are {h}x{w}).')
+    if self.arch == 'diffusion' and self.init_from:
+      raise config_lib.ConfigError("config.sr.init_from starts an RRDB from another run's "
+                                   "generator; sr.arch='diffusion' has none: set it to None.")
     if self.arch == 'esrgan' and not self.init_from:
       raise config_lib.ConfigError("config.sr.arch='esrgan' needs sr.init_from, the workdir of a "
                                    'finished rrdb_psnr run (ESRGAN starts from it).')

@@ -66,12 +66,11 @@ def init(spec: SRSpec, state_spec: StateSpec, init_generator: Any, rng: jax.Arra
     params = {'unet': spec.unet.init(g_rng, jnp.concatenate([hr, hr], -1), jnp.zeros((1,)),
                                      None)['params']}
     return state_spec.create(params)
+  generator = (spec.generator.init(g_rng, lr)['params'] if init_generator is None
+               else jax.tree.map(jnp.asarray, init_generator))
   if spec.arch == 'rrdb_psnr':
-    generator = (spec.generator.init(g_rng, lr)['params'] if init_generator is None
-                 else jax.tree.map(jnp.asarray, init_generator))
     return state_spec.create({'generator': generator})
-  params = {'generator': jax.tree.map(jnp.asarray, init_generator),
-            'discriminator': spec.discriminator.init(d_rng, hr)['params']}
+  params = {'generator': generator, 'discriminator': spec.discriminator.init(d_rng, hr)['params']}
   return state_spec.create(params, ema_keys=('generator',))
 
 
