@@ -252,7 +252,7 @@ def _genjax(*args):
                         env=subprocesses.env(1))
 
 
-def _one_line(done, *parts):
+def _assert_one_line_error(done, *parts):
   lines = done.stderr.strip().splitlines()
   assert done.returncode == 2 and len(lines) == 1, (done.returncode, done.stderr[-2000:])
   assert lines[0].startswith('genjax: ') and all(p in lines[0] for p in parts), lines[0]
@@ -260,7 +260,8 @@ def _one_line(done, *parts):
 
 def test_cli_missing_workdir_is_one_line_and_debug_shows_the_traceback(tmp_path):
   missing = str(tmp_path / 'nowhere')
-  _one_line(_genjax('eval', f'--workdir={missing}'), 'FileNotFoundError', 'nowhere/config.json')
+  _assert_one_line_error(_genjax('eval', f'--workdir={missing}'), 'FileNotFoundError',
+                         'nowhere/config.json')
   done = _genjax('eval', f'--workdir={missing}', '--debug')
   assert done.returncode not in (0, 2) and 'Traceback' in done.stderr, done.stderr[-2000:]
 
@@ -271,13 +272,14 @@ def test_cli_sample_without_a_checkpoint_and_labels_on_an_unconditional_model(tm
   workdir = str(tmp_path / 'vae')  # An unconditional model, checkpointed after one step.
   loop.train(load_config(os.path.join(REPO, 'configs', 'vae_mnist.py:smoke')), workdir,
              stop_at_step=1)
-  _one_line(_genjax('sample', f'--workdir={workdir}', '--labels=3', f'--out={tmp_path}/s.npz'),
-            'UsageError', '--labels is only for label-conditional models')
+  _assert_one_line_error(
+      _genjax('sample', f'--workdir={workdir}', '--labels=3', f'--out={tmp_path}/s.npz'),
+      'UsageError', '--labels is only for label-conditional models')
   empty = tmp_path / 'empty'
   empty.mkdir()
   shutil.copy(os.path.join(workdir, 'config.json'), empty / 'config.json')
-  _one_line(_genjax('sample', f'--workdir={empty}', f'--out={tmp_path}/s.npz'),
-            'FileNotFoundError', 'No checkpoint in', 'genjax train')
+  _assert_one_line_error(_genjax('sample', f'--workdir={empty}', f'--out={tmp_path}/s.npz'),
+                         'FileNotFoundError', 'No checkpoint in', 'genjax train')
 
 
 # -- Two processes (jax.distributed on localhost): SIGTERM to one, kill -9 to one. --
