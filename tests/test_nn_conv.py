@@ -214,3 +214,41 @@ def test_bias_gradient_is_a_matrix_product():
   assert [e.primitive.name for e in eqns if e.primitive.name == 'dot_general'] == ['dot_general']
   # No reduction over the 32 positions (only the [1, 3] -> [3] squeeze of the product).
   assert all(e.invars[0].aval.size <= 3 for e in eqns if e.primitive.name == 'reduce_sum')
+
+
+# --- A stride-1 convolution with its input-gradient kernel given ----------------------------------
+
+@pytest.mark.parametrize('kernel,pads', [((3, 3), ((1, 1), (1, 1))), ((3, 3), ((0, 0), (0, 0))),
+                                         ((5, 3), ((2, 1), (0, 2))), ((1, 1), ((0, 0), (0, 0)))])
+def test_conv_with_input_grad_kernel_has_lax_values_and_gradients(kernel, pads):
+  kx, kk, kc = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(kx, (2, 7, 6, 3))
+  w = jax.random.normal(kk, (*kernel, 3, 4))
+  ref = lambda x, w: conv_module._lax_conv(x, w, (1, 1), pads)  # pylint: disable=protected-access
+  ours = lambda x, w: conv_module.conv_with_input_grad_kernel(
+      x, w, conv_module.input_grad_kernel(w), pads)
+  y = ref(x, w)
+  np.testing.assert_array_equal(ours(x, w), y)
+  dy = jax.random.normal(kc, y.shape)  # A cotangent with no symmetry to hide a wrong flip.
+  for a, b in zip(jax.vjp(ours, x, w)[1](dy), jax.vjp(ref, x, w)[1](dy)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  # The output does not depend on the given kernel: its cotangent is zero.
+  g = jax.grad(lambda gk: jnp.sum(conv_module.conv_with_input_grad_kernel(x, w, gk, pads)))(
+      conv_module.input_grad_kernel(w))
+  np.testing.assert_array_equal(g, 0.0)
+
+
+def test_conv_module_takes_an_input_grad_kernel_and_drops_the_kernel_copy():
+  x = jax.random.normal(jax.random.key(0), (1, 8, 8, 4))
+  layer = conv_module.Conv(6, (3, 3), method='lax')
+  params = layer.init(jax.random.key(1), x)
+  given = conv_module.input_grad_kernel(params['params']['kernel'])
+  loss = lambda x, gk: jnp.sum(jnp.sin(layer.apply(params, x, gk)))
+  np.testing.assert_allclose(jax.grad(loss)(x, given), jax.grad(loss)(x, None), rtol=1e-5, atol=1e-6)
+  # XLA's own input gradient reverses the kernel (`rev`) at every call; the given one is used
+  # as it is.
+  assert 'rev' in str(jax.make_jaxpr(jax.grad(loss))(x, None))
+  assert 'rev' not in str(jax.make_jaxpr(jax.grad(loss))(x, given))
+  with pytest.raises(ValueError, match='strides 1'):
+    conv_module.Conv(6, (3, 3), strides=2).apply(
+        conv_module.Conv(6, (3, 3), strides=2).init(jax.random.key(1), x), x, given)

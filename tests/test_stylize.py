@@ -96,6 +96,19 @@ def test_steps_lower_the_loss(optimizer, side, steps):
   assert history['style'][-1] < history['style'][0]
 
 
+def test_the_steps_precomputed_kernels_leave_the_image_gradient_unchanged():
+  from genjax.stylize import transfer  # pylint: disable=g-import-not-at-top
+  content, style = (jnp.asarray(a) for a in _pair(32))
+  spec, params = transfer.StylizeSpec(), vgg.random_params(0)
+  targets = transfer._targets(params, content, style, spec, 'torch', 'style')  # pylint: disable=protected-access
+  image = jnp.clip(content + 0.1 * jax.random.normal(jax.random.key(0), content.shape), 0, 1)
+  grad = jax.jit(jax.grad(lambda x, gk: transfer.loss_terms(
+      x, params, targets, spec, 'torch', (1.0, 1.0), gk)[0]))
+  given = grad(image, vgg.input_grad_kernels(params))
+  assert float(jnp.max(jnp.abs(given))) > 0
+  np.testing.assert_allclose(given, grad(image, None), rtol=1e-5, atol=1e-7)
+
+
 def test_noise_init_coarse_to_fine_and_colour_preservation():
   content, style = _pair()
   lines = []

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax.nn.conv import Conv
+from genjax.nn import conv
 from genjax.nn.pool import max_pool
 
 # Convolutions per block; widths per block.
@@ -97,14 +97,18 @@ class VGG(nn.Module):
   conv_method: str | None = None
 
   @nn.compact
-  def __call__(self, x: jax.Array, layers: Sequence[str],
-               pre_relu: bool = False) -> dict[str, jax.Array]:
+  def __call__(self, x: jax.Array, layers: Sequence[str], pre_relu: bool = False,
+               input_grad_kernels: Mapping[str, jax.Array] | None = None
+               ) -> dict[str, jax.Array]:
     """Activations of `layers`.
 
     Args:
       x: [B, H, W, 3] preprocessed images (`preprocess`).
       layers: names from `layer_names(arch)`.
       pre_relu: convolution outputs before their ReLU (pool layers are unaffected).
+      input_grad_kernels: `input_grad_kernels(params)`, computed once, when the weights stay
+        fixed over many image gradients (style transfer): each convolution's input gradient
+        then uses them instead of transposing its kernel at every call. Values unchanged.
 
     Returns:
       name -> [B, H / 2^k, W / 2^k, C] for every name in `layers` (k pools before it).
@@ -118,8 +122,9 @@ class VGG(nn.Module):
     for b, n in enumerate(ARCHS[self.arch]):
       for i in range(n):
         name = f'block{b + 1}_conv{i + 1}'
-        y = Conv(WIDTHS[b], (3, 3), padding='SAME', method=self.conv_method,
-                 kernel_init=nn.initializers.he_normal(), name=name)(x)
+        y = conv.Conv(WIDTHS[b], (3, 3), padding='SAME', method=self.conv_method,
+                 kernel_init=nn.initializers.he_normal(), name=name)(
+                     x, None if input_grad_kernels is None else input_grad_kernels[name])
         x = nn.relu(y)
         if name in wanted:
           out[name] = y if pre_relu else x
@@ -132,6 +137,15 @@ class VGG(nn.Module):
       if known.index(name) == last:
         return out
     return out
+
+
+def input_grad_kernels(params: Mapping) -> dict[str, jax.Array]:
+  """conv name -> `genjax.nn.conv.input_grad_kernel` of its kernel, [3, 3, C_out, C_in].
+
+  Args:
+    params: {'params': {name: {'kernel', 'bias'}}} as `random_params` or `load_weights` give.
+  """
+  return {name: conv.input_grad_kernel(p['kernel']) for name, p in params['params'].items()}
 
 
 def random_params(seed: int = 0, arch: str = 'vgg19') -> dict:

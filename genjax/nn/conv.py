@@ -188,6 +188,61 @@ def _lax_conv(x: jax.Array, kernel: jax.Array, strides, pads: Pads) -> jax.Array
   return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_DN)
 
 
+def input_grad_kernel(kernel: jax.Array) -> jax.Array:
+  """The kernel of a stride-1 convolution's input gradient: reversed in space, C_in <-> C_out.
+
+  Args:
+    kernel: [kh, kw, C_in, C_out] (HWIO).
+
+  Returns:
+    [kh, kw, C_out, C_in]: dx = conv(dy, this) with the padding `conv_with_input_grad_kernel`
+    uses.
+  """
+  return jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def conv_with_input_grad_kernel(x: jax.Array, kernel: jax.Array, grad_kernel: jax.Array,
+                                pads: Pads) -> jax.Array:
+  """lax's stride-1 convolution (NHWC/HWIO) whose input gradient uses a kernel given to it.
+
+  Why: for the input gradient XLA reverses and transposes the kernel at every call, a copy of
+  the whole kernel. Where the kernel is fixed across many calls (style transfer optimises the
+  image through a fixed VGG19), that copy is wasted work: at 256x256 the nine 3x3x512x512
+  copies took 48 of the 380 ms of a step (experiments/style_transfer/README.md). Compute
+  `input_grad_kernel(kernel)` once and pass it here.
+
+  Args:
+    x: [B, H, W, C_in].
+    kernel: [kh, kw, C_in, C_out].
+    grad_kernel: `input_grad_kernel(kernel)`, [kh, kw, C_out, C_in]. Not checked (that
+      would cost the copy it saves); another value gives a wrong input gradient. The output
+      does not depend on it, so its own cotangent is zero.
+    pads: ((lo_h, hi_h), (lo_w, hi_w)).
+
+  Returns:
+    [B, Ho, Wo, C_out], equal to `_lax_conv(x, kernel, (1, 1), pads)`. The kernel's gradient
+    is lax's (XLA drops it when nothing asks for it). Reverse mode only.
+  """
+  return _lax_conv(x, kernel, (1, 1), pads)
+
+
+def _given_fwd(x, kernel, grad_kernel, pads):
+  return _lax_conv(x, kernel, (1, 1), pads), (x, kernel, grad_kernel)
+
+
+def _given_bwd(pads, residuals, dy):
+  x, kernel, grad_kernel = residuals
+  (kh, kw), ((lo_h, hi_h), (lo_w, hi_w)) = kernel.shape[:2], pads
+  dx = _lax_conv(dy, grad_kernel, (1, 1), ((kh - 1 - lo_h, kh - 1 - hi_h),
+                                           (kw - 1 - lo_w, kw - 1 - hi_w)))
+  dkernel = jax.vjp(lambda k: _lax_conv(x, k, (1, 1), pads), kernel)[1](dy)[0]
+  return dx, dkernel, jnp.zeros_like(grad_kernel)
+
+
+conv_with_input_grad_kernel.defvjp(_given_fwd, _given_bwd)
+
+
 # A slice of the kernel gradient in 'split': at least this many images and output positions
 # (8 images at 14x14, 32 at 7x7; smaller slices lost at 7x7 128->128,
 # experiments/xla_cpu_convolutions/README.md).
@@ -306,8 +361,13 @@ class Conv(nn.Module):
   method: str | None = None
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """[B, H, W, C_in] -> [B, Ho, Wo, features]."""
+  def __call__(self, x: jax.Array, input_grad_kernel: jax.Array | None = None) -> jax.Array:
+    """[B, H, W, C_in] -> [B, Ho, Wo, features].
+
+    `input_grad_kernel`: this layer's `input_grad_kernel(kernel)`, precomputed, for a
+    stride-1 'lax' convolution whose kernel stays fixed across calls
+    (`conv_with_input_grad_kernel`); None: XLA transposes the kernel itself.
+    """
     ks = (self.kernel_size,) * 2 if isinstance(self.kernel_size, int) else tuple(self.kernel_size)
     st = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides)
     if len(ks) != 2 or len(st) != 2:
@@ -329,5 +389,11 @@ class Conv(nn.Module):
     bias = (self.param('bias', self.bias_init, (self.features,), self.param_dtype)
             if self.use_bias else None)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = conv2d(x, kernel, st, pads, self.method)
+    if input_grad_kernel is None:
+      y = conv2d(x, kernel, st, pads, self.method)
+    elif st != (1, 1) or self.method not in (None, 'lax'):
+      raise ValueError(f'genjax.nn.conv.Conv: input_grad_kernel needs strides 1 and lax\'s '
+                       f'convolution, got strides={st}, method={self.method!r}.')
+    else:
+      y = conv_with_input_grad_kernel(x, kernel, input_grad_kernel.astype(kernel.dtype), pads)
     return y if bias is None else add_bias(y, bias)

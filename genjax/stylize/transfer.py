@@ -130,14 +130,15 @@ def _resize(image: jax.Array, hw: tuple[int, int]) -> jax.Array:
                   0.0, 1.0)
 
 
-def _features(params, image, layers, preprocessing):
+def _features(params, image, layers, preprocessing, grad_kernels=None):
   x = vgg.preprocess(image[None], preprocessing)
   # XLA's own convolution for every layer ('lax'): genjax.nn.conv's per-layer rule picks
   # im2col for widening layers to speed up *kernel* gradients, which style transfer never
   # takes. For the image's gradient alone, 'lax' ran VGG19 4-8% faster at 256x256, and the
   # whole step took 13% less peak memory at 512 (experiments/style_transfer/README.md).
   net = vgg.network('vgg19', conv_method='lax')
-  return {k: v[0] for k, v in net.apply(params, x, layers).items()}
+  return {k: v[0] for k, v in net.apply(params, x, layers,
+                                        input_grad_kernels=grad_kernels).items()}
 
 
 @functools.partial(jax.jit, static_argnames=('spec', 'preprocessing', 'norm'),
@@ -163,15 +164,16 @@ def _targets(params, content, style, spec: StylizeSpec, preprocessing: str, norm
 
 
 def loss_terms(image, params, targets, spec: StylizeSpec, preprocessing: str,
-               weights: tuple[float, float]) -> tuple[jax.Array, dict]:
+               weights: tuple[float, float], grad_kernels=None) -> tuple[jax.Array, dict]:
   """(total, {'total', 'content', 'style', 'tv'}) of `image` [H, W, 3] against the targets.
 
   content: mean over content layers of `losses.content_loss`; style: mean over style layers
   of `losses.style_layer_loss` (the seed divides by the layer count); total: content_weight *
-  content + style_weight * style + tv_weight * tv.
+  content + style_weight * style + tv_weight * tv. `grad_kernels`:
+  `vgg.input_grad_kernels(params)` for a faster image gradient (same values), or None.
   """
   layers = tuple(dict.fromkeys(spec.content_layers + spec.style_layers))
-  feats = _features(params, image, layers, preprocessing)
+  feats = _features(params, image, layers, preprocessing, grad_kernels)
   content = sum(losses.content_loss(feats[k], targets['content'][k], targets['c_scale'][k])
                 for k in spec.content_layers) / len(spec.content_layers)
   style = sum(losses.style_layer_loss(feats[k], targets['grams'][k], targets['s_scale'][k])
@@ -190,8 +192,12 @@ def _optimizer(spec: StylizeSpec) -> optax.GradientTransformation:
 @functools.partial(jax.jit, static_argnames=('spec', 'preprocessing', 'weights'),
                    donate_argnums=0,  # Not the state: L-BFGS's init shares buffers.
                    compiler_options=xla_cpu.compiler_options('eigen'))
-def _step(image, opt_state, params, targets, *, spec, preprocessing, weights):
+def _step(image, opt_state, params, grad_kernels, targets, *, spec, preprocessing, weights):
   """One optimisation step; the iterate is clipped to [0, 1].
+
+  `grad_kernels` (`vgg.input_grad_kernels(params)`, computed once per call of `stylize`):
+  VGG19's kernels as its image gradient needs them, so that the step does not copy them
+  afresh (48 of 380 ms per step at 256x256).
 
   One jitted step driven from Python, not a `lax.scan` of steps: XLA:CPU ran VGG19's
   value-and-gradient 3-7x slower inside a scan's loop body than as a jitted function of its
@@ -202,7 +208,7 @@ def _step(image, opt_state, params, targets, *, spec, preprocessing, weights):
   opt = _optimizer(spec)
 
   def value(x):
-    return loss_terms(x, params, targets, spec, preprocessing, weights)
+    return loss_terms(x, params, targets, spec, preprocessing, weights, grad_kernels)
 
   (loss, aux), grad = jax.value_and_grad(value, has_aux=True)(image)
   if spec.optimizer == 'lbfgs':
@@ -282,6 +288,7 @@ def stylize(content: np.ndarray, style: np.ndarray, *, weights: str | Network | 
     s_y = losses.match_luminance(s_yiq[..., :1], c_yiq[..., :1])
     content_full = jnp.repeat(c_yiq[..., :1], 3, -1).clip(0.0, 1.0)
     style_full = jnp.repeat(s_y, 3, -1)
+  grad_kernels = jax.jit(vgg.input_grad_kernels)(net.params)
   image, parts, start = None, [], time.perf_counter()
   bar = _progress(spec.steps * len(spec.scales), progress)
   for level, scale in enumerate(spec.scales):
@@ -300,8 +307,9 @@ def stylize(content: np.ndarray, style: np.ndarray, *, weights: str | Network | 
       length = min(spec.chunk, spec.steps - first)
       auxes = []
       for _ in range(length):  # Losses read back once per chunk.
-        image, opt_state, aux = _step(image, opt_state, net.params, targets, spec=spec,
-                                      preprocessing=net.preprocessing, weights=(cw, sw))
+        image, opt_state, aux = _step(image, opt_state, net.params, grad_kernels, targets,
+                                      spec=spec, preprocessing=net.preprocessing,
+                                      weights=(cw, sw))
         # One step in flight: steps dispatched ahead each held their own buffers on XLA:CPU
         # (a chunk of 4: RSS +700-940 MiB at 256x256 against +270-600 one at a time,
         # experiments/style_transfer/memory_probe.py). Waiting costs nothing next to a step.
