@@ -169,9 +169,10 @@ class PhotosPlus(_Bundled):
   split adds matplotlib's Grace Hopper portrait (a JPEG, like rocket) and scikit-image's
   grey photographs (cameraman, coins, moon, and brick, grass and gravel textures), their
   grey level repeated into R, G and B: luminance detail, which is what SR's PSNR on Y
-  measures. Why: five of `photos`' eight training images are not natural scenes of rocket's
-  kind (a micrograph, a retina, the Hubble deep field, ...), and x4 SR learns the detail its
-  training photos show (experiments/super_resolution/README.md).
+  measures. Why: three of `photos`' eight training images are not photographs of scenes (a
+  micrograph, a retina, the Hubble deep field), and x4 SR learns the detail its training
+  photos show: trained on these fifteen, a small RRDB gains 0.24 dB over bicubic on rocket,
+  against none on the eight (experiments/super_resolution/README.md).
   """
 
   def _features(self):
