@@ -109,6 +109,13 @@ def test_the_steps_precomputed_kernels_leave_the_image_gradient_unchanged():
   np.testing.assert_allclose(given, grad(image, None), rtol=1e-5, atol=1e-7)
 
 
+def test_the_network_is_loaded_onto_the_device_once():
+  # numpy weights would be copied to the device by every step (80 MB for VGG19).
+  leaves = jax.tree.leaves(stylize.load_network().params)
+  assert len(leaves) == 2 * len(vgg.conv_layers('vgg19'))
+  assert all(isinstance(leaf, jax.Array) for leaf in leaves)
+
+
 def test_noise_init_coarse_to_fine_and_colour_preservation():
   content, style = _pair()
   lines = []

@@ -44,7 +44,7 @@ def main():
   content, style = (jnp.asarray(rng.uniform(size=(a.side, a.side, 3)), jnp.float32)
                     for _ in range(2))
   spec = transfer.StylizeSpec()
-  params = vgg.random_params(transfer.RANDOM_SEED)  # numpy, as `load_network` gives them.
+  params = vgg.random_params(transfer.RANDOM_SEED)  # numpy arrays.
   if not a.params_from_host:
     params = jax.device_put(params)  # As `stylize` puts them, once.
   targets = transfer._targets(params, content, style, spec, 'torch', 'style')  # pylint: disable=protected-access
