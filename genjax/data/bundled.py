@@ -3,7 +3,7 @@
 They prepare offline, with no network and no TensorFlow: features are plain
 `Tensor`s and the files are array_record, read back with `tfds.data_source`.
 Defining the classes registers them with TFDS under their snake-case names
-(`mnist5k`, `digits8x8`, `photos`), so `tfds.data_source('mnist5k', ...)`
+(`mnist5k`, `digits8x8`, `photos`, `photos_plus`), so `tfds.data_source('mnist5k', ...)`
 works once this module is imported.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Random-access data sources: bundled sets prepared offline, or any TFDS data set.
 
 Every source is a `tfds.data_source` over array_record files, so reading needs
-no TensorFlow. Bundled sets (`mnist5k`, `digits8x8`, `photos`) are prepared on
+no TensorFlow. Bundled sets (`mnist5k`, `digits8x8`, `photos`, `photos_plus`) are prepared on
 first use from packages; other TFDS names must be prepared already, or
 downloaded with `data.download=True` on a machine that is online.
 """
@@ -94,7 +94,7 @@ def get_builder(name: str, data_dir: str | None = None, *, download: bool = Fals
   """Returns a prepared TFDS builder for `name`, preparing bundled sets on first use.
 
   Args:
-    name: a bundled name (`mnist5k`, `digits8x8`, `photos`) or a TFDS catalog name.
+    name: a bundled name (`mnist5k`, `digits8x8`, `photos`, `photos_plus`) or a TFDS catalog name.
     data_dir: the TFDS data dir (see `resolve_data_dir`).
     download: allow TFDS to download and prepare a non-bundled data set.
 
