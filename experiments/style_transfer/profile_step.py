@@ -47,14 +47,15 @@ def main():
   params = vgg.random_params(transfer.RANDOM_SEED)  # numpy arrays.
   if not a.params_from_host:
     params = jax.device_put(params)  # As `stylize` puts them, once.
-  targets = transfer._targets(params, content, style, spec, 'torch', 'style')  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  targets = transfer._targets(params, content, style, spec, 'torch', 'style')
   grad_kernels = None if a.no_grad_kernels else jax.jit(vgg.input_grad_kernels)(params)
-  image, state = jnp.copy(content), transfer._optimizer(spec).init(content)  # pylint: disable=protected-access
+  image, state = jnp.copy(content), transfer._optimizer(spec).init(content)
   kw = dict(spec=spec, preprocessing='torch', weights=(1.0, 1.0))
 
   def steps(n, image, state):
     for _ in range(n):
-      image, state, _ = transfer._step(image, state, params, grad_kernels, targets, **kw)  # pylint: disable=protected-access
+      image, state, _ = transfer._step(image, state, params, grad_kernels, targets, **kw)
     return jax.block_until_ready(image), state
 
   image, state = steps(3, image, state)
@@ -62,7 +63,8 @@ def main():
   image, state = steps(a.steps, image, state)
   print(f'{a.side}x{a.side}: {(time.perf_counter() - t) / a.steps * 1e3:.0f} ms per step '
         f'({"no " if a.no_grad_kernels else ""}precomputed input-gradient kernels)')
-  hlo = transfer._step.lower(image, state, params, grad_kernels, targets, **kw).compile().as_text()  # pylint: disable=protected-access
+  hlo = transfer._step.lower(image, state, params, grad_kernels, targets, **kw)
+  hlo = hlo.compile().as_text()
   transposes = [line for line in hlo.split('\n')
                 if 'fusion(' in line and 'transpose' in line and ' = f32[3,3,' in line]
   print(f'kernel transposes in the compiled step: {len(transposes)}')

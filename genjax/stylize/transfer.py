@@ -116,8 +116,8 @@ def load_network(weights: str | None = None) -> Network:
                    f'random-weight VGG19 (He et al. init, seed {RANDOM_SEED}; no --weights)',
                    trained=False)
   params, _, mode = vgg.load_weights(weights, 'vgg19')
-  return Network(jax.device_put(params), mode, f'VGG19 weights from {weights} ({mode} preprocessing)',
-                 trained=True)
+  return Network(jax.device_put(params), mode,
+                 f'VGG19 weights from {weights} ({mode} preprocessing)', trained=True)
 
 
 def working_size(h: int, w: int, max_side: int) -> tuple[int, int]:
