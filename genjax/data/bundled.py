@@ -127,15 +127,15 @@ class Photos(_Bundled):
     }
 
   def _generate_examples(self, test: bool):
-    yield from _photo_examples(test)
+    yield from _photo_examples(
+        _photo_loaders(), [(i, n) for i, n in enumerate(PHOTO_NAMES) if _is_test(i) == test])
 
 
-def _photo_examples(test: bool):
-  loaders = _photo_loaders()
-  for i, name in enumerate(PHOTO_NAMES):
-    if _is_test(i) == test:
-      image = np.asarray(loaders[name](), dtype=np.uint8)[..., :3]
-      yield i, {'image': image, 'name': name}
+def _photo_examples(loaders: dict, indexed_names):
+  """(index, {'image': [H, W, 3] uint8, 'name'}) for each (index, name), loaded by `loaders`."""
+  for i, name in indexed_names:
+    image = np.asarray(loaders[name](), dtype=np.uint8)[..., :3]
+    yield i, {'image': image, 'name': name}
 
 
 def _grey_as_rgb(load):
@@ -179,12 +179,10 @@ class PhotosPlus(_Bundled):
     return Photos._features(self)
 
   def _generate_examples(self, test: bool):
-    yield from _photo_examples(test)
-    if not test:
-      loaders = _extra_photo_loaders()
-      for i, name in enumerate(EXTRA_PHOTO_NAMES):
-        image = np.asarray(loaders[name](), dtype=np.uint8)[..., :3]
-        yield len(PHOTO_NAMES) + i, {'image': image, 'name': name}
+    yield from Photos._generate_examples(self, test)
+    if not test:  # The extra photos are numbered after `photos`' ten.
+      yield from _photo_examples(_extra_photo_loaders(),
+                                 enumerate(EXTRA_PHOTO_NAMES, len(PHOTO_NAMES)))
 
 
 # The photo sets: the same two held-out photos, evaluated whole.
